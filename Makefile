@@ -1,0 +1,46 @@
+# dfmdispatch - build, test, install.
+#
+#   make            the library (build/lib/libdfmdispatch.so) and examples
+#   make run        the Kit-like host example
+#   make test       every test; ends with "N passed, M failed"
+#   make install PREFIX=/usr/local
+#   make clean
+
+SWIFT     ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+CC        ?= cc
+PREFIX    ?= /usr/local
+BUILD     := build
+LIBDIR    := $(BUILD)/lib
+LIB       := $(LIBDIR)/libdfmdispatch.so
+CWARN     := -Wall -Wextra -pedantic -Werror
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=c99 $(CWARN) $(CFLAGS) -Iinclude -pthread
+LINK_LIB   = -L$(LIBDIR) -ldfmdispatch -Wl,-rpath,'$$ORIGIN/../lib'
+
+SWIFT_SOURCES := $(shell find Sources -name '*.swift' -o -name '*.c' -o -name '*.h') Package.swift
+EXAMPLES  := kit_loop direct executor shaped
+EXAMPLE_BINS := $(addprefix $(BUILD)/examples/,$(EXAMPLES))
+
+all: $(LIB) examples
+
+$(LIB): $(SWIFT_SOURCES) dfmdispatch.map include/dfmdispatch.h
+	$(SWIFT) build -c release --product dfmdispatch -Xswiftc -static-stdlib \
+	    -Xlinker --version-script=$(CURDIR)/dfmdispatch.map
+	mkdir -p $(LIBDIR)
+	cp "$$($(SWIFT) build -c release --show-bin-path)/libdfmdispatch.so" $@
+
+lib: $(LIB)
+
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/examples/%: examples/c/%.c examples/c/common.h $(LIB)
+	mkdir -p $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LINK_LIB)
+
+run: $(BUILD)/examples/kit_loop
+	$(BUILD)/examples/kit_loop
+
+clean:
+	rm -rf $(BUILD) .build
+
+.PHONY: all lib examples run clean

@@ -1,0 +1,1 @@
+void cdfm_shaped_placeholder(void) {}
