@@ -31,7 +31,7 @@
 #define BURST_READINGS 100
 #define FAILED_FRAME 2             /* site-b's sensor times out here */
 #define SHOWN_READINGS 12          /* printed one a line, then only counted */
-#define GIVE_UP_NS 20000000000u    /* a broken wake fd must not hang us */
+#define GIVE_UP_NS 20000000000ull  /* a broken wake fd must not hang us */
 
 /* The OBJECT payload: the runner owns it once dispatch accepts it. */
 struct calibration {
@@ -182,10 +182,11 @@ static void *run_site(void *argument)
         finish_frame(site, &level);
     }
 
-    /* A place with no callback of its own reaches the default callback. */
+    /* A place with no callback of its own reaches the default callback.
+     * The summary belongs to no input frame, so it carries the stop frame. */
     snprintf(summary, sizeof summary, "{\"site\": \"%s\", \"frames\": %d}",
              site->name, INPUT_FRAMES);
-    token = make_token(site->name, node_none(), frame_of(&level), "summary",
+    token = make_token(site->name, node_none(), stop_frame(), "summary",
                        value_text(DFM_VALUE_JSON, summary));
     dispatch_or_die(site->pipeline, &token, 1);
 
@@ -218,12 +219,15 @@ static int on_yield(const dfm_token *token, void *user_data)
             calibration->offset);
         return 0;
     }
-    expect(token->data.kind == DFM_VALUE_DOUBLE && token->frame.depth == 1,
-           "yield got value kind %d in frame %s", token->data.kind, frame);
+    if (token->data.kind != DFM_VALUE_DOUBLE || token->frame.depth != 1) {
+        expect(false, "yield got value kind %d in frame %s",
+               token->data.kind, frame);
+        return 0;
+    }
     host->readings_received[token->frame.levels[0] % INPUT_FRAMES]++;
 
     if (host->readings_shown++ < SHOWN_READINGS)
-        say("  %s node %%%" PRId64 " %s: %.2f C\n", token->source_site,
+        say("  %s node %" PRId64 " %s: %.2f C\n", token->source_site,
             token->source_node.id, frame, token->data.as.real);
     if (host->readings_shown == SHOWN_READINGS)
         say("  (further readings are counted, not printed)\n");
@@ -289,62 +293,47 @@ static void on_error(const dfm_token *token, int status, const char *message,
 
 /* ---- The host's main loop ---------------------------------------------- */
 
-/* True when the wake fd became readable before the deadline. */
+/* True when the wake fd is readable (tokens are pending) before the
+ * deadline; a zero timeout just looks. */
 static bool wait_for_wake(int wake_fd, uint64_t deadline)
 {
     struct pollfd watch = { 0, POLLIN, 0 };
     uint64_t now = now_ns();
-
-    if (now >= deadline)
-        return false;
-    watch.fd = wake_fd;
+    int timeout_ms = 0;
 
     /* Rounded up: a 0 ms timeout short of the deadline would spin. */
-    return poll(&watch, 1, (int)((deadline - now + 999999u) / 1000000u)) > 0
-           && (watch.revents & POLLIN) != 0;
+    if (deadline > now)
+        timeout_ms = (int)((deadline - now + 999999u) / 1000000u);
+    watch.fd = wake_fd;
+    return poll(&watch, 1, timeout_ms) > 0 && (watch.revents & POLLIN);
 }
 
-/* Pumps whenever the wake fd says so, until the frame's budget is spent or
- * its deadline has come; the rest of the frame is the host's own work. */
+/* One host frame: sleep until tokens arrive or the frame's time is up,
+ * pump once within the budget, and spend the rest of the frame on the
+ * host's own work (here: sleeping).  What the budget leaves pending keeps
+ * the wake fd readable, so the next frame pumps it at once. */
 static void run_host_frame(dfm_runner *runner, int wake_fd, uint64_t started,
                            uint64_t deadline, unsigned number)
 {
-    size_t tokens_left = PUMP_MAX_TOKENS;
-    uint64_t pump_ns_left = PUMP_MAX_NS;
-    dfm_pump_result result = { 0, 0, 0 };
-    size_t delivered = 0;
-    int empty_wakes = 0;
-    uint64_t pump_started;
-    uint64_t elapsed;
+    dfm_pump_result result;
+    uint64_t now;
 
-    while (tokens_left > 0 && pump_ns_left > 0 &&
-           wait_for_wake(wake_fd, deadline)) {
-        pump_started = now_ns();
-        check_ok_or_die(dfm_process_pending_budget(runner, tokens_left,
-                                                   pump_ns_left, &result),
+    if (wait_for_wake(wake_fd, deadline)) {
+        check_ok_or_die(dfm_process_pending_budget(runner, PUMP_MAX_TOKENS,
+                                                   PUMP_MAX_NS, &result),
                         "dfm_process_pending_budget");
-        elapsed = now_ns() - pump_started;
-        pump_ns_left = elapsed < pump_ns_left ? pump_ns_left - elapsed : 0;
-
-        expect(result.delivered + result.failed <= tokens_left,
-               "the pump delivered %zu tokens on a budget of %zu",
-               result.delivered + result.failed, tokens_left);
-        tokens_left -= result.delivered + result.failed;
-        delivered += result.delivered + result.failed;
-
-        /* A racing dispatch can leave one stale wake; a run of them means
-         * that the pump does not reset the fd and this loop would spin. */
+        expect(result.delivered + result.failed <= PUMP_MAX_TOKENS,
+               "one pump delivered %zu tokens",
+               result.delivered + result.failed);
         if (result.delivered + result.failed > 0)
-            empty_wakes = 0;
-        else if (++empty_wakes == 3)
-            die("the wake fd stays readable with nothing pending");
+            say("host frame %3u (+%3u ms): pumped %zu, %zu still pending\n",
+                number, (unsigned)((now_ns() - started) / 1000000u),
+                result.delivered + result.failed, result.pending);
     }
-    sleep_ns(deadline > now_ns() ? deadline - now_ns() : 0);
 
-    if (delivered > 0)
-        say("host frame %3u (+%3u ms): pumped %zu, %zu still pending%s\n",
-            number, (unsigned)((deadline - started) / 1000000u), delivered,
-            result.pending, tokens_left == 0 ? " (token budget spent)" : "");
+    now = now_ns();
+    if (now < deadline)
+        sleep_ns(deadline - now);
 }
 
 /* The pipeline's controller: once both sites are done, end the stream
@@ -443,7 +432,9 @@ int main(int argc, char **argv)
         if (!stream_ended)
             stream_ended = end_stream_when_done(&pipeline, sites);
         if (now_ns() - started > GIVE_UP_NS)
-            die("the stop frame never arrived");
+            die("the stop frame never arrived (pending: %s, wake fd "
+                "readable: %s)", dfm_has_pending(runner) ? "yes" : "no",
+                wait_for_wake(wake_fd, 0) ? "yes" : "no");
     }
     say("\nthe stream ended after %u host frames\n", frame);
 
@@ -452,6 +443,8 @@ int main(int argc, char **argv)
     check_ok_or_die(dfm_runner_stop(runner, DFM_STOP_DRAIN),
                     "dfm_runner_stop");
     check_ok_or_die(dfm_process_pending(runner), "dfm_process_pending");
+    expect(!wait_for_wake(wake_fd, 0), "the wake fd is readable with "
+           "nothing pending");
     check_ok_or_die(dfm_runner_stats(runner, &stats), "dfm_runner_stats");
     print_stats("runner", &stats);
     expect_stats_balanced(&stats);
