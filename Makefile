@@ -25,7 +25,7 @@ all: $(LIB) examples
 
 $(LIB): $(SWIFT_SOURCES) dfmdispatch.map include/dfmdispatch.h
 	$(SWIFT) build -c release --product dfmdispatch -Xswiftc -static-stdlib \
-	    -Xlinker --version-script=$(CURDIR)/dfmdispatch.map
+	    -Xlinker --version-script=$(CURDIR)/dfmdispatch.map -Xlinker --no-export-dynamic
 	mkdir -p $(LIBDIR)
 	cp "$$($(SWIFT) build -c release --show-bin-path)/libdfmdispatch.so" $@
 

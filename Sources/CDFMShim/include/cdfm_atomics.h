@@ -66,6 +66,28 @@ static inline uint64_t cdfm_fetch_add_acq_rel(uint64_t *word, uint64_t value) {
     return __atomic_fetch_add(word, value, __ATOMIC_ACQ_REL);
 }
 
+static inline uint64_t cdfm_fetch_add_seq_cst(uint64_t *word, uint64_t value) {
+    return __atomic_fetch_add(word, value, __ATOMIC_SEQ_CST);
+}
+
+static inline uint64_t cdfm_fetch_sub_seq_cst(uint64_t *word, uint64_t value) {
+    return __atomic_fetch_sub(word, value, __ATOMIC_SEQ_CST);
+}
+
+static inline uint64_t cdfm_fetch_or_seq_cst(uint64_t *word, uint64_t value) {
+    return __atomic_fetch_or(word, value, __ATOMIC_SEQ_CST);
+}
+
+static inline uint64_t cdfm_exchange_seq_cst(uint64_t *word, uint64_t value) {
+    return __atomic_exchange_n(word, value, __ATOMIC_SEQ_CST);
+}
+
+static inline bool cdfm_cas_seq_cst(uint64_t *word, uint64_t *expected,
+                                    uint64_t desired) {
+    return __atomic_compare_exchange_n(word, expected, desired, false,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 static inline uint64_t cdfm_fetch_or_acq_rel(uint64_t *word, uint64_t value) {
     return __atomic_fetch_or(word, value, __ATOMIC_ACQ_REL);
 }

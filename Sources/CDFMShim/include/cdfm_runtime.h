@@ -39,6 +39,11 @@ static inline void cdfm_set_current_runner(void *runner) {
     cdfm_current_runner = runner;
 }
 
+/* A per-thread scratch buffer for messages built on a failure path (the
+ * shaped-call mismatch text), so the hot path never allocates. */
+#define CDFM_MESSAGE_CAPACITY 256
+char *cdfm_message_buffer(void);
+
 /* A small integer that names the calling thread for the life of the
  * process (never reused, never 0). */
 uint64_t cdfm_thread_id(void);

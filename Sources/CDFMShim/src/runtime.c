@@ -40,6 +40,12 @@ void cdfm_set_last_error(const char *message) {
     error_text[length] = '\0';
 }
 
+static __thread char message_buffer[CDFM_MESSAGE_CAPACITY];
+
+char *cdfm_message_buffer(void) {
+    return message_buffer;
+}
+
 static uint64_t next_thread_id = 1;
 static __thread uint64_t this_thread_id;
 

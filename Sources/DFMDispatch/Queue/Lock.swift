@@ -1,0 +1,28 @@
+import Glibc
+
+/// A plain mutex for the library's own short critical sections (segment and
+/// spill pools, drop-oldest queues).  No host code ever runs while one is
+/// held.
+///
+/// Why not `Synchronization.Mutex`: its closures are checked as `sending`,
+/// which refuses the raw pointers these sections move around.
+final class Lock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}

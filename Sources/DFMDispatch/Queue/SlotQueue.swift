@@ -1,0 +1,324 @@
+import CDFMShim
+import Glibc
+
+/// The multi-producer, single-consumer token queue of a manual or executor
+/// runner.
+///
+/// Producers reserve a contiguous run of slot indexes with one
+/// compare-and-swap on `tail`, write their tokens into the slots, and
+/// publish each slot by storing its index + 1 in the slot's `seq` word.  The
+/// reservation order is a total order consistent with every producer's
+/// program order and with any synchronisation between producers, so the
+/// pump delivers in dispatch order.
+///
+/// Slots live in 64 KiB segments of 512 slots, found through a directory
+/// (a ring of segment pointers indexed by segment number).  Segments are
+/// recycled through a pool, so the steady state allocates nothing.  The
+/// directory bounds the number of pending tokens; see `limit`.
+///
+/// The consumer reads a slot only after it saw `seq == index + 1` with
+/// acquire ordering, so it sees everything the producer wrote before its
+/// release store.  It frees a segment only after delivering all its slots,
+/// and publishes `head` (release) only after clearing the segment's directory
+/// entry; a producer reads `head` (acquire) before it decides that a
+/// directory entry is free, so it never sees a segment that is being
+/// recycled.
+final class SlotQueue: @unchecked Sendable {
+    static let slotsPerSegment: UInt64 = 512
+    static let segmentHeader = 128
+    static let segmentBytes = segmentHeader + Int(slotsPerSegment) * Slot.size
+    /// Set in `tail` by `close()`: later reservations fail with CLOSED.
+    static let closedBit: UInt64 = 1 << 63
+
+    // The shared words, each on its own cache line so that producers
+    // (tail), the consumer (head) and the wake-up protocol (armed) do not
+    // slow each other down.
+    private let words: UnsafeMutableRawPointer
+    var tailWord: UnsafeMutablePointer<UInt64> { words.assumingMemoryBound(to: UInt64.self) }
+    private var headWord: UnsafeMutablePointer<UInt64> {
+        (words + 64).assumingMemoryBound(to: UInt64.self)
+    }
+    /// 1 when the consumer is idle and wants to hear about the next token.
+    var armedWord: UnsafeMutablePointer<UInt64> {
+        (words + 128).assumingMemoryBound(to: UInt64.self)
+    }
+    /// Producers waiting for room (DFM_OVERFLOW_BLOCK).
+    var waitersWord: UnsafeMutablePointer<UInt64> {
+        (words + 192).assumingMemoryBound(to: UInt64.self)
+    }
+
+    private let directory: UnsafeMutablePointer<UInt64>
+    private let directoryMask: UInt64
+    /// The most tokens that may be pending at once: the capacity of a
+    /// bounded queue, or what the directory can address.
+    let limit: UInt64
+    let bounded: Bool
+
+    private let poolLock = Lock()
+    private var pool = SegmentPool()
+    let spill = SpillPool()
+
+    // Consumer state: touched only by the thread that holds the consumer
+    // role (see RunnerCore), so it needs no synchronisation of its own.
+    private(set) var position: UInt64 = 0
+    private var segment: UnsafeMutableRawPointer? = nil
+    private var segmentNumber: UInt64 = .max
+
+    /// `capacity` 0 means unbounded (up to what the directory addresses).
+    init?(capacity: Int) {
+        let perSegment = Int(SlotQueue.slotsPerSegment)
+        var entries = 16
+        if capacity == 0 {
+            entries = 8192
+        } else {
+            // Room for the capacity plus a margin: producers may install the
+            // next segment before the consumer retired the last one.
+            while entries < (capacity + perSegment - 1) / perSegment + 8 { entries <<= 1 }
+        }
+        guard let directory = calloc(entries, 8) else { return nil }
+        guard let words = aligned_alloc(64, 256) else {
+            Glibc.free(directory)
+            return nil
+        }
+        memset(words, 0, 256)
+        self.words = words
+        self.directory = directory.assumingMemoryBound(to: UInt64.self)
+        self.directoryMask = UInt64(entries - 1)
+        self.bounded = capacity != 0
+        self.limit = capacity == 0 ? UInt64(entries - 8) * SlotQueue.slotsPerSegment : UInt64(capacity)
+        cdfm_store_relaxed(armedWord, 1)
+    }
+
+    deinit {
+        var freed = Set<UInt64>()
+        for index in 0...Int(directoryMask) where directory[index] != 0 {
+            if freed.insert(directory[index]).inserted {
+                Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(directory[index])))
+            }
+        }
+        pool.freeAll()
+        Glibc.free(directory)
+        Glibc.free(words)
+    }
+
+    // MARK: Producers
+
+    enum Reservation {
+        case reserved(UInt64)
+        case closed
+        case full(pending: UInt64)
+        case noMemory
+    }
+
+    /// Reserves `count` consecutive slots, all or nothing.
+    @inline(__always)
+    func reserve(_ count: UInt64) -> Reservation {
+        // Relaxed: the CAS below re-validates the value.
+        var tail = cdfm_load_relaxed(tailWord)
+        while true {
+            if tail & SlotQueue.closedBit != 0 { return .closed }
+            // Acquire: pairs with the consumer's release of `head`, so every
+            // directory entry it cleared before that store is seen cleared.
+            let head = cdfm_load_acquire(headWord)
+            if head > tail {
+                // Our tail is stale: the consumer already passed it.
+                tail = cdfm_load_relaxed(tailWord)
+                continue
+            }
+            if tail &+ count &- head > limit { return .full(pending: tail &- head) }
+            if !installSegments(from: tail, count: count) { return .noMemory }
+            // Acquire-release: orders this reservation after the head we
+            // read and before our slot writes (which are themselves
+            // published by each slot's release store).
+            if cdfm_cas_acq_rel(tailWord, &tail, tail &+ count) { return .reserved(tail) }
+        }
+    }
+
+    /// Makes sure the segments that hold slots `[first, first + count)` are
+    /// in the directory, so that nothing can fail once slots are reserved.
+    @inline(__always)
+    private func installSegments(from first: UInt64, count: UInt64) -> Bool {
+        let last = (first &+ count &- 1) / SlotQueue.slotsPerSegment
+        var number = first / SlotQueue.slotsPerSegment
+        while number <= last {
+            // Acquire: a non-zero entry must come with its segment's memory.
+            if cdfm_load_acquire(directory + Int(number & directoryMask)) == 0 {
+                if !install(number) { return false }
+            }
+            number &+= 1
+        }
+        return true
+    }
+
+    private func install(_ number: UInt64) -> Bool {
+        guard let fresh = poolLock.withLock({ pool.take() }) else { return false }
+        var expected: UInt64 = 0
+        // Strong CAS, acquire-release: publishes the segment to whoever
+        // loads the entry with acquire.  If another producer won, keep its
+        // segment and return ours to the pool.
+        if !cdfm_cas_strong(
+            directory + Int(number & directoryMask), &expected, UInt64(UInt(bitPattern: fresh)))
+        {
+            poolLock.withLock { pool.give(fresh) }
+        }
+        return true
+    }
+
+    /// The slot of a reserved index (its segment was installed by reserve).
+    @inline(__always)
+    func slot(_ index: UInt64) -> UnsafeMutableRawPointer {
+        let number = index / SlotQueue.slotsPerSegment
+        let entry = cdfm_load_acquire(directory + Int(number & directoryMask))
+        let segment = UnsafeMutableRawPointer(bitPattern: UInt(entry)).unsafelyUnwrapped
+        return segment + SlotQueue.segmentHeader
+            + Int(index % SlotQueue.slotsPerSegment) * Slot.size
+    }
+
+    /// Publishes a written slot.
+    @inline(__always)
+    func publish(_ slot: UnsafeMutableRawPointer, index: UInt64) {
+        // Release: the consumer's acquire load of seq sees the whole token.
+        cdfm_store_release(slot.assumingMemoryBound(to: UInt64.self), index &+ 1)
+    }
+
+    /// Refuses every later reservation.  Returns false if already closed.
+    @discardableResult
+    func close() -> Bool {
+        // Acquire-release: a producer that reserved before this sees the
+        // queue open; one after sees it closed.  Nothing else is ordered.
+        cdfm_fetch_or_acq_rel(tailWord, SlotQueue.closedBit) & SlotQueue.closedBit == 0
+    }
+
+    var isClosed: Bool { cdfm_load_relaxed(tailWord) & SlotQueue.closedBit != 0 }
+
+    /// Tokens ever accepted.
+    var reservedCount: UInt64 { cdfm_load_relaxed(tailWord) & ~SlotQueue.closedBit }
+
+    /// Tokens reserved and not yet consumed (relaxed: a snapshot for stats).
+    var pendingCount: UInt64 {
+        let head = cdfm_load_relaxed(headWord)
+        let tail = cdfm_load_relaxed(tailWord) & ~SlotQueue.closedBit
+        return tail > head ? tail - head : 0
+    }
+
+    // MARK: Consumer (one thread at a time: the holder of the consumer role)
+
+    /// The end of the current snapshot: every index below it was reserved.
+    @inline(__always)
+    func snapshotEnd() -> UInt64 {
+        // Acquire is not needed for the slots (each seq is read with
+        // acquire); relaxed gives the reservation count.
+        cdfm_load_relaxed(tailWord) & ~SlotQueue.closedBit
+    }
+
+    /// The slot at the consumer position if its token is fully written.
+    @inline(__always)
+    func peek() -> UnsafeMutableRawPointer? {
+        let number = position / SlotQueue.slotsPerSegment
+        if number != segmentNumber {
+            // Acquire: see the segment's memory as its installer left it.
+            let entry = cdfm_load_acquire(directory + Int(number & directoryMask))
+            guard entry != 0 else { return nil }
+            segment = UnsafeMutableRawPointer(bitPattern: UInt(entry))
+            segmentNumber = number
+        }
+        let slot =
+            segment.unsafelyUnwrapped + SlotQueue.segmentHeader
+            + Int(position % SlotQueue.slotsPerSegment) * Slot.size
+        // Acquire: pairs with the producer's release in publish().
+        guard cdfm_load_acquire(slot.assumingMemoryBound(to: UInt64.self)) == position &+ 1 else {
+            return nil
+        }
+        return slot
+    }
+
+    /// Moves past the slot returned by peek(); retires a finished segment.
+    @inline(__always)
+    func advance() {
+        position &+= 1
+        if position % SlotQueue.slotsPerSegment == 0 { retireSegment() }
+    }
+
+    private func retireSegment() {
+        let number = position / SlotQueue.slotsPerSegment - 1
+        // Release: ordered before the head store that lets producers reuse
+        // the entry (see the type's comment).
+        cdfm_store_release(directory + Int(number & directoryMask), 0)
+        if let segment { poolLock.withLock { pool.give(segment) } }
+        segment = nil
+        segmentNumber = .max
+    }
+
+    /// Tells producers how far the consumer got (frees room in a bounded
+    /// queue).  Returns true when producers are waiting for room.
+    @inline(__always)
+    @discardableResult
+    func publishHead() -> Bool {
+        // Release: after the directory entries retired above.
+        cdfm_store_release(headWord, position)
+        guard bounded else { return false }
+        // Dekker with a waiting producer: it increments `waiters` (seq_cst)
+        // and then re-reads head; we store head and then read waiters.  The
+        // fence makes sure at least one of us sees the other.
+        cdfm_fence_seq_cst()
+        return cdfm_load_relaxed(waitersWord) != 0
+    }
+
+    /// Consumer-side pending count: reserved beyond the consumer position.
+    var pendingFromConsumer: UInt64 { snapshotEnd() &- position }
+
+    // MARK: Drop-oldest support (callers hold the runner's drop lock)
+
+    /// Head as published, for the drop-oldest bookkeeping.
+    var publishedHead: UInt64 { cdfm_load_acquire(headWord) }
+}
+
+/// Free segments, shared by producers (which install) and the consumer
+/// (which retires).  Keeps as many as were ever in use at once, up to 1024
+/// (64 MiB), so a bursty stream stops allocating after its first burst.
+struct SegmentPool {
+    private var free: [UnsafeMutableRawPointer] = []
+    private var inUse = 0
+    private var peakInUse = 0
+    private static let keptAtMost = 1024
+
+    init() { free.reserveCapacity(16) }
+
+    mutating func take() -> UnsafeMutableRawPointer? {
+        let segment: UnsafeMutableRawPointer
+        if let recycled = free.popLast() {
+            segment = recycled
+        } else {
+            guard let fresh = aligned_alloc(128, SlotQueue.segmentBytes) else { return nil }
+            segment = fresh
+        }
+        // Slot seq words must not look published for any index that maps
+        // here: index + 1 is never 0, so zero them once per use.
+        zeroSequences(segment)
+        inUse += 1
+        peakInUse = max(peakInUse, inUse)
+        return segment
+    }
+
+    mutating func give(_ segment: UnsafeMutableRawPointer) {
+        inUse -= 1
+        if free.count < min(peakInUse, SegmentPool.keptAtMost) {
+            free.append(segment)
+        } else {
+            Glibc.free(segment)
+        }
+    }
+
+    mutating func freeAll() {
+        for segment in free { Glibc.free(segment) }
+        free.removeAll()
+    }
+
+    private func zeroSequences(_ segment: UnsafeMutableRawPointer) {
+        var offset = SlotQueue.segmentHeader
+        while offset < SlotQueue.segmentBytes {
+            segment.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
+            offset += Slot.size
+        }
+    }
+}
