@@ -1,0 +1,475 @@
+/*
+ * test_concurrency.c - many producer threads against one runner: every
+ * token delivered once and in each producer's order, bounded queues under
+ * pressure, and producers racing stop without losing or double-releasing
+ * a payload.
+ *
+ * DFM_TEST_TOKENS (tokens per producer, default 100000) and
+ * DFM_TEST_PRODUCERS (default 4, at most 8) shrink or grow the runs, e.g.
+ * under valgrind.
+ */
+#include "check.h"
+#include "fixtures.h"
+
+#include <poll.h>
+#include <sched.h>
+
+#define MAX_PRODUCERS 8
+
+static size_t tokens_per_producer = 100000;
+static size_t producer_count = 4;
+
+static void read_sizes(void)
+{
+    const char *tokens = getenv("DFM_TEST_TOKENS");
+    const char *producers = getenv("DFM_TEST_PRODUCERS");
+
+    if (tokens != NULL && atol(tokens) > 0)
+        tokens_per_producer = (size_t)atol(tokens);
+    if (producers != NULL && atol(producers) > 0)
+        producer_count = (size_t)atol(producers);
+    if (producer_count > MAX_PRODUCERS)
+        producer_count = MAX_PRODUCERS;
+}
+
+static uint64_t token_checksum(size_t producer, int64_t sequence)
+{
+    return (uint64_t)(producer + 1) * 1000003u + (uint64_t)sequence * 7u;
+}
+
+static uint64_t expected_checksum(void)
+{
+    uint64_t sum = 0;
+    size_t producer;
+    size_t sequence;
+
+    for (producer = 0; producer < producer_count; producer++) {
+        for (sequence = 0; sequence < tokens_per_producer; sequence++)
+            sum += token_checksum(producer, (int64_t)sequence);
+    }
+    return sum;
+}
+
+/* ---- What the consumer saw ------------------------------------------- */
+
+/* Updated from whichever thread runs the callbacks: atomics throughout,
+ * although per-producer slots are only ever touched by one thread at a
+ * time (the owner thread, or for a direct runner that producer). */
+typedef struct tally {
+    uint64_t delivered;
+    uint64_t checksum;
+    uint64_t order_errors;
+    int64_t last[MAX_PRODUCERS];
+} tally;
+
+static void tally_reset(tally *seen)
+{
+    size_t i;
+
+    memset(seen, 0, sizeof *seen);
+    for (i = 0; i < MAX_PRODUCERS; i++)
+        seen->last[i] = -1;
+}
+
+static int tally_callback(const dfm_token *token, void *user_data)
+{
+    tally *seen = (tally *)user_data;
+    size_t producer = (size_t)token->source_node.id;
+    int64_t sequence = token->data.as.integer;
+
+    if (producer >= MAX_PRODUCERS || sequence != seen->last[producer] + 1)
+        __atomic_add_fetch(&seen->order_errors, 1, __ATOMIC_RELAXED);
+    if (producer < MAX_PRODUCERS)
+        seen->last[producer] = sequence;
+    __atomic_add_fetch(&seen->delivered, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&seen->checksum, token_checksum(producer, sequence),
+                       __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* ---- Producers ------------------------------------------------------- */
+
+typedef struct producer {
+    dfm_runner *runner;
+    size_t index;
+    bool retry_when_full;
+    uint64_t rejected_tokens;  /* tokens refused with QUEUE_FULL */
+    uint64_t unexpected;       /* any other failing status */
+} producer;
+
+static int finished_producers;
+
+static void *produce_integers(void *argument)
+{
+    producer *self = (producer *)argument;
+    dfm_token batch[8];
+    size_t next = 0;
+    size_t size = 1;
+
+    while (next < tokens_per_producer) {
+        size_t count = 0;
+        int status;
+
+        while (count < size && next + count < tokens_per_producer) {
+            batch[count] = token_int("p", (int64_t)(next + count));
+            batch[count].source_node.kind = DFM_NODE_INT;
+            batch[count].source_node.id = (int64_t)self->index;
+            count++;
+        }
+        status = dfm_runner_dispatch(self->runner, batch, count);
+        if (status == DFM_OK) {
+            next += count;
+            size = size % 8 + 1;
+        } else if (status == DFM_ERR_QUEUE_FULL && self->retry_when_full) {
+            self->rejected_tokens += count;
+            sched_yield();
+        } else {
+            self->unexpected++;
+            next += count;
+        }
+    }
+    __atomic_add_fetch(&finished_producers, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static bool start_producers(pthread_t *threads, producer *producers,
+                            dfm_runner *runner, bool retry_when_full,
+                            void *(*body)(void *))
+{
+    size_t i;
+
+    __atomic_store_n(&finished_producers, 0, __ATOMIC_SEQ_CST);
+    for (i = 0; i < producer_count; i++) {
+        memset(&producers[i], 0, sizeof producers[i]);
+        producers[i].runner = runner;
+        producers[i].index = i;
+        producers[i].retry_when_full = retry_when_full;
+        if (!CHECK(pthread_create(&threads[i], NULL, body, &producers[i])
+                   == 0))
+            return false;
+    }
+    return true;
+}
+
+static void join_producers(pthread_t *threads)
+{
+    size_t i;
+
+    for (i = 0; i < producer_count; i++)
+        pthread_join(threads[i], NULL);
+}
+
+static bool producers_finished(void)
+{
+    return (size_t)__atomic_load_n(&finished_producers, __ATOMIC_SEQ_CST)
+           == producer_count;
+}
+
+/* Pumps on the calling thread until every producer has finished and the
+ * queue is empty, waiting on the wake fd when there is one. */
+static void pump_until_done(dfm_runner *runner)
+{
+    int fd = dfm_runner_wake_fd(runner);
+
+    for (;;) {
+        bool finished = producers_finished();
+        int status = dfm_process_pending(runner);
+
+        if (status != DFM_OK) {
+            CHECK_STATUS(status, DFM_OK);
+            return;
+        }
+        if (finished && !dfm_has_pending(runner))
+            return;
+        if (fd >= 0) {
+            struct pollfd poller;
+
+            poller.fd = fd;
+            poller.events = POLLIN;
+            poller.revents = 0;
+            (void)poll(&poller, 1, 10);
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+static void check_all_delivered(const tally *seen, const producer *producers,
+                                dfm_runner *runner)
+{
+    uint64_t total = (uint64_t)producer_count * tokens_per_producer;
+    dfm_stats stats = stats_of(runner);
+    size_t i;
+
+    CHECK_EQ(seen->delivered, total);
+    CHECK_EQ(seen->order_errors, 0);
+    CHECK(seen->checksum == expected_checksum());
+    for (i = 0; i < producer_count; i++) {
+        CHECK_EQ(producers[i].unexpected, 0);
+        CHECK_EQ(seen->last[i], (int64_t)tokens_per_producer - 1);
+    }
+    CHECK_EQ(stats.dispatched, total);
+    CHECK_EQ(stats.delivered, total);
+    CHECK_EQ(stats.pending, 0);
+    CHECK(stats_balance(&stats));
+}
+
+static dfm_runner *tally_runner(tally *seen, const dfm_manual_options *o)
+{
+    dfm_callbacks *set;
+    dfm_runner *runner;
+
+    tally_reset(seen);
+    set = callbacks_default(tally_callback, seen, NULL);
+    runner = o != NULL ? manual_runner_with(o, set) : direct_runner(set);
+    dfm_callbacks_destroy(set);
+    return runner;
+}
+
+/* ---- Tests ----------------------------------------------------------- */
+
+static void test_producers_into_a_manual_runner_lose_nothing(void)
+{
+    dfm_manual_options options;
+    tally seen;
+    producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    dfm_runner *runner;
+
+    dfm_manual_options_init(&options);
+    options.use_wake_fd = true;
+    runner = tally_runner(&seen, &options);
+    CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+
+    if (!start_producers(threads, producers, runner, false,
+                         produce_integers))
+        return;
+    pump_until_done(runner);
+    join_producers(threads);
+
+    check_all_delivered(&seen, producers, runner);
+    dfm_runner_destroy(runner);
+}
+
+static void test_producers_into_a_direct_runner_lose_nothing(void)
+{
+    tally seen;
+    producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    dfm_runner *runner = tally_runner(&seen, NULL);
+
+    if (!start_producers(threads, producers, runner, false,
+                         produce_integers))
+        return;
+    join_producers(threads);
+
+    check_all_delivered(&seen, producers, runner);
+    dfm_runner_destroy(runner);
+}
+
+static void test_producers_retrying_a_full_queue_lose_nothing(void)
+{
+    dfm_manual_options options;
+    tally seen;
+    producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    dfm_runner *runner;
+    uint64_t rejected = 0;
+    dfm_stats stats;
+    size_t i;
+
+    dfm_manual_options_init(&options);
+    options.capacity = 64;
+    options.overflow = DFM_OVERFLOW_FAIL;
+    runner = tally_runner(&seen, &options);
+    CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+
+    if (!start_producers(threads, producers, runner, true,
+                         produce_integers))
+        return;
+    pump_until_done(runner);
+    join_producers(threads);
+
+    check_all_delivered(&seen, producers, runner);
+    for (i = 0; i < producer_count; i++)
+        rejected += producers[i].rejected_tokens;
+    stats = stats_of(runner);
+    CHECK_EQ(stats.rejected, rejected);
+    CHECK(stats.pending_high_water <= 64);
+    dfm_runner_destroy(runner);
+}
+
+static void test_producers_blocking_on_a_full_queue_lose_nothing(void)
+{
+    dfm_manual_options options;
+    tally seen;
+    producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    dfm_runner *runner;
+    dfm_stats stats;
+
+    dfm_manual_options_init(&options);
+    options.capacity = 32;
+    options.overflow = DFM_OVERFLOW_BLOCK;
+    runner = tally_runner(&seen, &options);
+    CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+
+    if (!start_producers(threads, producers, runner, false,
+                         produce_integers))
+        return;
+    pump_until_done(runner);
+    join_producers(threads);
+
+    check_all_delivered(&seen, producers, runner);
+    stats = stats_of(runner);
+    CHECK_EQ(stats.rejected, 0);
+    CHECK(stats.pending_high_water <= 32);
+    dfm_runner_destroy(runner);
+}
+
+/* ---- Producers racing stop ------------------------------------------- */
+
+typedef struct object_producer {
+    dfm_runner *runner;
+    tracked_object *objects;
+    size_t created;            /* objects handed to dispatch */
+    size_t closed;             /* dispatches answered DFM_ERR_CLOSED */
+    uint64_t unexpected;
+} object_producer;
+
+static int producers_started;
+
+/* Dispatches objects one or two at a time until the runner is closed.
+ * On DFM_ERR_CLOSED the payloads are still ours: release them here. */
+static void *produce_objects(void *argument)
+{
+    object_producer *self = (object_producer *)argument;
+    size_t next = 0;
+
+    __atomic_add_fetch(&producers_started, 1, __ATOMIC_SEQ_CST);
+    while (next + 2 <= tokens_per_producer) {
+        size_t count = next % 3 == 0 ? 2 : 1;
+        dfm_token batch[2];
+        size_t i;
+        int status;
+
+        for (i = 0; i < count; i++) {
+            self->objects[next + i].id = (int64_t)(next + i);
+            batch[i] = token_object("p", &self->objects[next + i]);
+        }
+        self->created += count;
+        status = dfm_runner_dispatch(self->runner, batch, count);
+        next += count;
+        if (status == DFM_OK)
+            continue;
+
+        for (i = 0; i < count; i++)
+            tracked_release(&self->objects[next - count + i]);
+        if (status == DFM_ERR_CLOSED) {
+            self->closed++;
+            break;
+        }
+        self->unexpected++;
+    }
+    return NULL;
+}
+
+static int count_callback(const dfm_token *token, void *user_data)
+{
+    (void)token;
+    __atomic_add_fetch((uint64_t *)user_data, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void race_stop(bool direct, dfm_stop_mode mode)
+{
+    object_producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    uint64_t delivered = 0;
+    long releases_before = release_total();
+    size_t created = 0;
+    size_t released_once = 0;
+    dfm_callbacks *set = callbacks_default(count_callback, &delivered, NULL);
+    dfm_runner *runner = direct ? direct_runner(set) : manual_runner(set);
+    dfm_stats stats;
+    uint64_t deadline;
+    size_t i;
+
+    dfm_callbacks_destroy(set);
+    if (!direct)
+        CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+    __atomic_store_n(&producers_started, 0, __ATOMIC_SEQ_CST);
+    for (i = 0; i < producer_count; i++) {
+        memset(&producers[i], 0, sizeof producers[i]);
+        producers[i].runner = runner;
+        producers[i].objects = (tracked_object *)calloc(
+            tokens_per_producer, sizeof(tracked_object));
+        if (!CHECK(pthread_create(&threads[i], NULL, produce_objects,
+                                  &producers[i])
+                   == 0))
+            return;
+    }
+
+    /* Let the producers get going, then stop the runner under them. */
+    deadline = now_ns() + 20000000u;
+    while ((size_t)__atomic_load_n(&producers_started, __ATOMIC_SEQ_CST)
+               < producer_count
+           || now_ns() < deadline) {
+        if (!direct)
+            (void)dfm_process_pending_budget(runner, 256, 0, NULL);
+        sched_yield();
+    }
+    CHECK_STATUS(dfm_runner_stop(runner, mode), DFM_OK);
+    if (!direct) {
+        CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+    }
+    join_producers(threads);
+    if (!direct)
+        CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+
+    stats = stats_of(runner);
+    CHECK_EQ(stats.pending, 0);
+    CHECK_EQ(stats.delivered, delivered);
+    CHECK(stats_balance(&stats));
+    dfm_runner_destroy(runner);
+
+    for (i = 0; i < producer_count; i++) {
+        CHECK_EQ(producers[i].unexpected, 0);
+        created += producers[i].created;
+        released_once += tracked_count_released(producers[i].objects,
+                                                producers[i].created, 1);
+        free(producers[i].objects);
+    }
+    CHECK_EQ(released_once, created);
+    CHECK_EQ(release_total() - releases_before, (long)created);
+    CHECK_EQ(stats.dispatched + stats.rejected, created);
+}
+
+static void test_producers_racing_stop_drain_release_each_object_once(void)
+{
+    race_stop(false, DFM_STOP_DRAIN);
+}
+
+static void test_producers_racing_stop_discard_release_each_object_once(void)
+{
+    race_stop(false, DFM_STOP_DISCARD);
+}
+
+static void test_producers_racing_a_direct_stop_release_each_object_once(
+    void)
+{
+    race_stop(true, DFM_STOP_DRAIN);
+}
+
+int main(void)
+{
+    read_sizes();
+    RUN_TEST(test_producers_into_a_manual_runner_lose_nothing);
+    RUN_TEST(test_producers_into_a_direct_runner_lose_nothing);
+    RUN_TEST(test_producers_retrying_a_full_queue_lose_nothing);
+    RUN_TEST(test_producers_blocking_on_a_full_queue_lose_nothing);
+    RUN_TEST(test_producers_racing_stop_drain_release_each_object_once);
+    RUN_TEST(test_producers_racing_stop_discard_release_each_object_once);
+    RUN_TEST(test_producers_racing_a_direct_stop_release_each_object_once);
+    return check_summary();
+}

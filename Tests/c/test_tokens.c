@@ -1,0 +1,677 @@
+/*
+ * test_tokens.c - what dfm_runner_dispatch accepts and refuses, that a
+ * refused batch is refused whole (and leaves its OBJECT payloads with the
+ * caller), and that a callback sees exactly what was dispatched, copied.
+ */
+#include "check.h"
+#include "fixtures.h"
+
+#include <math.h>
+
+/* ---- Refused tokens -------------------------------------------------- */
+
+/* Dispatches [good OBJECT, bad, good OBJECT] to a manual and to a direct
+ * runner, and the bad token alone: each must be refused with nothing
+ * queued, nothing delivered and no payload released. */
+static void expect_refused(dfm_token bad, const char *what)
+{
+    tracked_object objects[2];
+    dfm_token batch[3];
+    recorder record;
+    dfm_callbacks *set;
+    dfm_runner *manual;
+    dfm_runner *direct;
+    bool ok = true;
+
+    tracked_reset(objects, 2);
+    recorder_reset(&record);
+    batch[0] = token_object("p", &objects[0]);
+    batch[1] = bad;
+    batch[2] = token_object("p", &objects[1]);
+    set = callbacks_default(recorder_callback, &record, NULL);
+    manual = manual_runner(set);
+    direct = direct_runner(set);
+    dfm_callbacks_destroy(set);
+
+    ok &= CHECK_STATUS(dfm_runner_dispatch(manual, batch, 3),
+                       DFM_ERR_INVALID_ARGUMENT);
+    ok &= CHECK(dfm_last_error()[0] != '\0');
+    ok &= CHECK_STATUS(dfm_runner_dispatch(manual, &bad, 1),
+                       DFM_ERR_INVALID_ARGUMENT);
+    ok &= CHECK(!dfm_has_pending(manual));
+    ok &= CHECK_EQ(stats_of(manual).dispatched, 0);
+    ok &= CHECK_STATUS(dfm_process_pending(manual), DFM_OK);
+
+    ok &= CHECK_STATUS(dfm_runner_dispatch(direct, batch, 3),
+                       DFM_ERR_INVALID_ARGUMENT);
+    ok &= CHECK_STATUS(dfm_runner_dispatch(direct, &bad, 1),
+                       DFM_ERR_INVALID_ARGUMENT);
+    ok &= CHECK_EQ(stats_of(direct).dispatched, 0);
+
+    ok &= CHECK_EQ(record.count, 0);
+    dfm_runner_destroy(manual);
+    dfm_runner_destroy(direct);
+
+    /* Ownership of the payloads never left the caller. */
+    ok &= CHECK_EQ(tracked_count_released(objects, 2, 0), 2);
+    if (!ok)
+        fprintf(stderr, "    (the bad token: %s)\n", what);
+}
+
+/* The same, for a token that must be accepted: delivered once. */
+static void expect_accepted(dfm_token good, const char *what)
+{
+    recorder record;
+    dfm_callbacks *set;
+    dfm_runner *runner;
+    bool ok = true;
+
+    recorder_reset(&record);
+    set = callbacks_default(recorder_callback, &record, NULL);
+    runner = manual_runner(set);
+    dfm_callbacks_destroy(set);
+
+    ok &= CHECK_STATUS(dfm_runner_dispatch(runner, &good, 1), DFM_OK);
+    ok &= CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+    ok &= CHECK_EQ(record.count, 1);
+    dfm_runner_destroy(runner);
+    if (!ok)
+        fprintf(stderr, "    (the good token: %s)\n", what);
+}
+
+static dfm_token text_token(dfm_value_kind kind, const char *data,
+                            size_t length)
+{
+    dfm_value value = value_none();
+
+    value.kind = kind;
+    value.as.text.data = data;
+    value.as.text.length = length;
+    return token_make("p", value);
+}
+
+static void test_a_null_runner_is_invalid(void)
+{
+    dfm_token token = token_int("p", 1);
+
+    CHECK_STATUS(dfm_runner_dispatch(NULL, &token, 1),
+                 DFM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dfm_runner_dispatch(NULL, NULL, 0),
+                 DFM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dfm_runner_dispatch(NULL, &token, 0),
+                 DFM_ERR_INVALID_ARGUMENT);
+}
+
+static void test_null_tokens_with_a_count_are_invalid(void)
+{
+    dfm_runner *runner = manual_runner(NULL);
+
+    CHECK_STATUS(dfm_runner_dispatch(runner, NULL, 1),
+                 DFM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dfm_runner_dispatch(runner, NULL, 1000),
+                 DFM_ERR_INVALID_ARGUMENT);
+    CHECK(!dfm_has_pending(runner));
+    dfm_runner_destroy(runner);
+}
+
+static void test_an_empty_batch_is_a_no_op(void)
+{
+    tracked_object object;
+    dfm_token token;
+    dfm_runner *runner = manual_runner(NULL);
+    dfm_stats stats;
+
+    tracked_reset(&object, 1);
+    token = token_object("p", &object);
+    CHECK_STATUS(dfm_runner_dispatch(runner, NULL, 0), DFM_OK);
+    CHECK_STATUS(dfm_runner_dispatch(runner, &token, 0), DFM_OK);
+    CHECK(!dfm_has_pending(runner));
+    stats = stats_of(runner);
+    CHECK_EQ(stats.dispatched, 0);
+    CHECK_EQ(stats.pending, 0);
+    dfm_runner_destroy(runner);
+    CHECK_EQ(tracked_releases(&object), 0);
+}
+
+static void test_null_site_and_place_are_refused(void)
+{
+    dfm_token token = token_int("p", 1);
+
+    token.source_site = NULL;
+    expect_refused(token, "NULL source_site");
+
+    token = token_int(NULL, 1);
+    expect_refused(token, "NULL target_place");
+}
+
+static void test_bad_utf8_anywhere_is_refused(void)
+{
+    static const char *const bad[] = {
+        "\xff", "ok\x80", "caf\xc3", "\xc0\x80", "\xed\xa0\x80",
+        "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80",
+    };
+    size_t i;
+    dfm_token token;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        token = token_int("p", 1);
+        token.source_site = bad[i];
+        expect_refused(token, "bad UTF-8 in source_site");
+
+        token = token_int(bad[i], 1);
+        expect_refused(token, "bad UTF-8 in target_place");
+    }
+
+    expect_refused(text_token(DFM_VALUE_STRING, "ab\xff", 3),
+                   "bad UTF-8 in STRING");
+    expect_refused(text_token(DFM_VALUE_JSON, "{\"\xc0\xaf\":1}", 8),
+                   "bad UTF-8 in JSON");
+    expect_refused(text_token(DFM_VALUE_ERROR, "boom \xed\xbf\xbf", 8),
+                   "bad UTF-8 in ERROR");
+
+    /* A bad byte after an embedded NUL still counts: the length rules. */
+    expect_refused(text_token(DFM_VALUE_STRING, "a\0\xff", 3),
+                   "bad UTF-8 after an embedded NUL");
+
+    token = token_int("p", 1);
+    token.source_node.kind = DFM_NODE_NAME;
+    token.source_node.name = "node\xfe";
+    expect_refused(token, "bad UTF-8 in a NAME node");
+}
+
+static void test_a_name_node_without_a_name_is_refused(void)
+{
+    dfm_token token = token_int("p", 1);
+
+    token.source_node.kind = DFM_NODE_NAME;
+    token.source_node.name = NULL;
+    expect_refused(token, "NAME node with a NULL name");
+}
+
+static void test_unknown_kinds_are_refused(void)
+{
+    static const int node_kinds[] = { 3, 99, -1 };
+    static const int value_kinds[] = { 10, 99, -1 };
+    size_t i;
+    dfm_token token;
+
+    for (i = 0; i < sizeof node_kinds / sizeof node_kinds[0]; i++) {
+        token = token_int("p", 1);
+        token.source_node.kind = (dfm_node_kind)node_kinds[i];
+        expect_refused(token, "unknown node kind");
+    }
+    for (i = 0; i < sizeof value_kinds / sizeof value_kinds[0]; i++) {
+        token = token_int("p", 1);
+        token.data.kind = (dfm_value_kind)value_kinds[i];
+        expect_refused(token, "unknown value kind");
+    }
+}
+
+static void test_malformed_frames_are_refused(void)
+{
+    static const int64_t levels[] = { 0, 1 };
+    dfm_token token = token_int("p", 1);
+
+    token.frame.depth = 2;
+    token.frame.levels = NULL;
+    expect_refused(token, "depth 2 with NULL levels");
+
+    token = token_int("p", 1);
+    token.frame.is_stop = true;
+    token.frame.depth = 1;
+    token.frame.levels = levels;
+    expect_refused(token, "stop frame with depth 1");
+}
+
+static void test_null_data_with_a_length_is_refused(void)
+{
+    dfm_value bytes = value_none();
+
+    expect_refused(text_token(DFM_VALUE_STRING, NULL, 3),
+                   "STRING NULL with length 3");
+    expect_refused(text_token(DFM_VALUE_JSON, NULL, 1),
+                   "JSON NULL with length 1");
+    expect_refused(text_token(DFM_VALUE_ERROR, NULL, 2),
+                   "ERROR NULL with length 2");
+
+    bytes.kind = DFM_VALUE_BYTES;
+    bytes.as.bytes.data = NULL;
+    bytes.as.bytes.length = 4;
+    expect_refused(token_make("p", bytes), "BYTES NULL with length 4");
+}
+
+static void test_fields_that_a_kind_does_not_use_are_ignored(void)
+{
+    static const int64_t levels[] = { 4 };
+    dfm_token token;
+    dfm_value bytes = value_none();
+    int payload = 0;
+    dfm_value object = value_none();
+
+    token = token_int("p", 1);
+    token.source_node.kind = DFM_NODE_NONE;
+    token.source_node.name = "\xff ignored";
+    expect_accepted(token, "NONE node with a bad name");
+
+    token = token_int("p", 1);
+    token.source_node.kind = DFM_NODE_INT;
+    token.source_node.id = 42;
+    token.source_node.name = NULL;
+    expect_accepted(token, "INT node with a NULL name");
+
+    token = token_int("p", 1);
+    token.frame.depth = 0;
+    token.frame.levels = levels;
+    expect_accepted(token, "depth 0 with levels");
+
+    token = token_int("p", 1);
+    token.frame.is_stop = true;
+    expect_accepted(token, "stop frame");
+
+    expect_accepted(text_token(DFM_VALUE_STRING, NULL, 0),
+                    "STRING NULL with length 0");
+    expect_accepted(text_token(DFM_VALUE_STRING, "a\0b", 3),
+                    "STRING with an embedded NUL");
+    expect_accepted(text_token(DFM_VALUE_STRING, "not checked \xff", 12),
+                    "STRING whose length stops before a bad byte");
+
+    bytes.kind = DFM_VALUE_BYTES;
+    bytes.as.bytes.data = NULL;
+    bytes.as.bytes.length = 0;
+    expect_accepted(token_make("p", bytes), "BYTES NULL with length 0");
+
+    object.kind = DFM_VALUE_OBJECT;
+    object.as.object.pointer = &payload;
+    object.as.object.release = NULL;
+    expect_accepted(token_make("p", object), "OBJECT without release");
+
+    token = token_int("_dfm_status_", 1);
+    expect_accepted(token, "the status place");
+}
+
+/* ---- Delivered tokens ------------------------------------------------ */
+
+#define SAMPLES 24
+
+static const int64_t levels_one[] = { 0 };
+static const int64_t levels_two[] = { 0, 2 };
+static const int64_t levels_deep[] = {
+    INT64_MIN, -1, 0, 1, INT64_MAX, 7, 7, 3000000000LL
+};
+static const unsigned char bytes_with_zeros[] = { 0, 1, 0, 255, 0, 0x7f };
+static int plain_payload;
+
+static tracked_object sample_objects[2];
+static dfm_token samples[SAMPLES];
+static size_t sample_count;
+
+static dfm_token *add_sample(const char *place, dfm_value value)
+{
+    dfm_token *token = &samples[sample_count++];
+
+    *token = token_make(place, value);
+    return token;
+}
+
+/* One token of every value kind, node kind and frame shape. */
+static void build_samples(void)
+{
+    dfm_value value;
+    dfm_token *token;
+
+    sample_count = 0;
+    tracked_reset(sample_objects, 2);
+
+    token = add_sample("p0", value_none());
+    token->source_site = "site-\xc3\xa9";
+
+    value = value_none();
+    value.kind = DFM_VALUE_BOOL;
+    value.as.boolean = true;
+    token = add_sample("p1", value);
+    token->source_node.kind = DFM_NODE_INT;
+    token->source_node.id = -5;
+    token->frame.levels = levels_one;
+    token->frame.depth = 1;
+
+    value.as.boolean = false;
+    add_sample("p2", value);
+
+    token = add_sample("p3", value_int(INT64_MIN));
+    token->source_node.kind = DFM_NODE_NAME;
+    token->source_node.name = "node-\xe5\x90\x8d";
+    token->frame.levels = levels_two;
+    token->frame.depth = 2;
+
+    token = add_sample("p4", value_int(INT64_MAX));
+    token->frame.levels = levels_deep;
+    token->frame.depth = sizeof levels_deep / sizeof levels_deep[0];
+
+    value = value_none();
+    value.kind = DFM_VALUE_DOUBLE;
+    value.as.real = -0.0;
+    add_sample("p5", value);
+    value.as.real = 3.5e300;
+    add_sample("p6", value);
+    value.as.real = -INFINITY;
+    add_sample("p7", value);
+
+    value = value_none();
+    value.kind = DFM_VALUE_STRING;
+    value.as.text.data = "h\xc3\xa9llo";
+    value.as.text.length = 6;
+    add_sample("p8", value);
+    value.as.text.data = "a\0b";
+    value.as.text.length = 3;
+    add_sample("p9", value);
+    value.as.text.data = "";
+    value.as.text.length = 0;
+    add_sample("p10", value);
+    value.as.text.data = NULL;
+    value.as.text.length = 0;
+    add_sample("p11", value);
+
+    value = value_none();
+    value.kind = DFM_VALUE_BYTES;
+    value.as.bytes.data = bytes_with_zeros;
+    value.as.bytes.length = sizeof bytes_with_zeros;
+    add_sample("p12", value);
+    value.as.bytes.data = NULL;
+    value.as.bytes.length = 0;
+    add_sample("p13", value);
+
+    value = value_none();
+    value.kind = DFM_VALUE_JSON;
+    value.as.text.data = "{\"k\": [1, 2, \"\xc3\xbc\"]}";
+    value.as.text.length = strlen(value.as.text.data);
+    add_sample("p14", value);
+
+    token = add_sample("p15", value_object(&sample_objects[0]));
+    token->source_node.kind = DFM_NODE_INT;
+    token->source_node.id = 0;
+
+    value = value_none();
+    value.kind = DFM_VALUE_OBJECT;
+    value.as.object.pointer = &plain_payload;
+    value.as.object.release = NULL;
+    add_sample("p16", value);
+
+    value = value_none();
+    value.kind = DFM_VALUE_STOP;
+    token = add_sample("p17", value);
+    token->frame.is_stop = true;
+
+    value = value_none();
+    value.kind = DFM_VALUE_STOP;
+    token = add_sample("p18", value);
+    token->frame.levels = levels_two;
+    token->frame.depth = 2;
+
+    value = value_none();
+    value.kind = DFM_VALUE_ERROR;
+    value.as.text.data = "boom: \xc3\xbcnic\xc3\xb6" "de";
+    value.as.text.length = strlen(value.as.text.data);
+    add_sample("_dfm_status_", value);
+
+    token = add_sample("_dfm_discovery_", value_object(&sample_objects[1]));
+    token->source_node.kind = DFM_NODE_NAME;
+    token->source_node.name = "";
+}
+
+/* A deep copy of the samples in heap memory that the test scribbles over
+ * and frees right after dispatch. */
+typedef struct scratch {
+    dfm_token tokens[SAMPLES];
+    void *blocks[SAMPLES * 5];
+    size_t block_count;
+} scratch;
+
+static void *scratch_copy(scratch *copy, const void *data, size_t length)
+{
+    void *block = malloc(length + 1);
+
+    memcpy(block, data, length);
+    ((char *)block)[length] = '\0';
+    copy->blocks[copy->block_count++] = block;
+    return block;
+}
+
+static void scratch_fill(scratch *copy)
+{
+    size_t i;
+
+    copy->block_count = 0;
+    for (i = 0; i < sample_count; i++) {
+        dfm_token *token = &copy->tokens[i];
+        dfm_value *data = &token->data;
+
+        *token = samples[i];
+        token->source_site = (const char *)scratch_copy(
+            copy, samples[i].source_site, strlen(samples[i].source_site));
+        token->target_place = (const char *)scratch_copy(
+            copy, samples[i].target_place, strlen(samples[i].target_place));
+        if (token->source_node.kind == DFM_NODE_NAME) {
+            token->source_node.name = (const char *)scratch_copy(
+                copy, samples[i].source_node.name,
+                strlen(samples[i].source_node.name));
+        }
+        if (token->frame.depth > 0) {
+            token->frame.levels = (const int64_t *)scratch_copy(
+                copy, samples[i].frame.levels,
+                token->frame.depth * sizeof(int64_t));
+        }
+        if ((data->kind == DFM_VALUE_STRING || data->kind == DFM_VALUE_JSON
+             || data->kind == DFM_VALUE_ERROR)
+            && data->as.text.data != NULL) {
+            data->as.text.data = (const char *)scratch_copy(
+                copy, data->as.text.data, data->as.text.length);
+        }
+        if (data->kind == DFM_VALUE_BYTES && data->as.bytes.data != NULL) {
+            data->as.bytes.data = scratch_copy(copy, data->as.bytes.data,
+                                               data->as.bytes.length);
+        }
+    }
+}
+
+/* Overwrites every byte the tokens point to, then frees it. */
+static void scratch_spoil(scratch *copy)
+{
+    size_t i;
+
+    for (i = 0; i < copy->block_count; i++) {
+        memset(copy->blocks[i], 0xEE, 1);
+        free(copy->blocks[i]);
+    }
+    memset(copy->tokens, 0xEE, sizeof copy->tokens);
+}
+
+static bool text_matches(const char *got, size_t got_length,
+                         const char *want, size_t want_length)
+{
+    if (got_length != want_length || got == NULL)
+        return false;
+    if (want_length > 0 && memcmp(got, want, want_length) != 0)
+        return false;
+    return got[got_length] == '\0';
+}
+
+static bool value_matches(const dfm_value *got, const dfm_value *want)
+{
+    if (got->kind != want->kind)
+        return false;
+
+    switch (want->kind) {
+    case DFM_VALUE_NONE:
+    case DFM_VALUE_STOP:
+        return true;
+    case DFM_VALUE_BOOL:
+        return got->as.boolean == want->as.boolean;
+    case DFM_VALUE_INT:
+        return got->as.integer == want->as.integer;
+    case DFM_VALUE_DOUBLE:
+        return memcmp(&got->as.real, &want->as.real, sizeof(double)) == 0;
+    case DFM_VALUE_STRING:
+    case DFM_VALUE_JSON:
+    case DFM_VALUE_ERROR:
+        return text_matches(got->as.text.data, got->as.text.length,
+                            want->as.text.data, want->as.text.length);
+    case DFM_VALUE_BYTES:
+        return got->as.bytes.length == want->as.bytes.length
+               && (want->as.bytes.length == 0
+                   || memcmp(got->as.bytes.data, want->as.bytes.data,
+                             want->as.bytes.length) == 0);
+    case DFM_VALUE_OBJECT:
+        return got->as.object.pointer == want->as.object.pointer;
+    }
+    return false;
+}
+
+static bool frame_matches(const dfm_frame *got, const dfm_frame *want)
+{
+    if (got->is_stop != want->is_stop || got->depth != want->depth)
+        return false;
+    if (want->depth == 0)
+        return got->levels == NULL;
+    return got->levels != NULL
+           && memcmp(got->levels, want->levels,
+                     want->depth * sizeof(int64_t)) == 0;
+}
+
+static bool node_matches(const dfm_node *got, const dfm_node *want)
+{
+    if (got->kind != want->kind)
+        return false;
+    if (want->kind == DFM_NODE_INT)
+        return got->id == want->id;
+    if (want->kind == DFM_NODE_NAME)
+        return got->name != NULL && strcmp(got->name, want->name) == 0;
+    return true;
+}
+
+typedef struct comparison {
+    size_t index;
+    int releases_seen_inside;
+} comparison;
+
+/* Compares each delivered token with the sample of the same index. */
+static int compare_with_samples(const dfm_token *got, void *user_data)
+{
+    comparison *state = (comparison *)user_data;
+    const dfm_token *want;
+    bool ok = true;
+
+    if (!CHECK(state->index < sample_count))
+        return 0;
+    want = &samples[state->index++];
+
+    ok &= CHECK(got->source_site != NULL
+                && strcmp(got->source_site, want->source_site) == 0);
+    ok &= CHECK(got->target_place != NULL
+                && strcmp(got->target_place, want->target_place) == 0);
+    ok &= CHECK(node_matches(&got->source_node, &want->source_node));
+    ok &= CHECK(frame_matches(&got->frame, &want->frame));
+    ok &= CHECK(value_matches(&got->data, &want->data));
+    if (got->data.kind == DFM_VALUE_OBJECT
+        && got->data.as.object.pointer != &plain_payload) {
+        state->releases_seen_inside +=
+            tracked_releases((tracked_object *)got->data.as.object.pointer);
+    }
+    if (!ok)
+        fprintf(stderr, "    (sample %zu, place %s)\n", state->index - 1,
+                want->target_place);
+    return 0;
+}
+
+static void deliver_samples(dfm_runner *runner, bool pump,
+                            comparison *state)
+{
+    scratch *copy = (scratch *)calloc(1, sizeof *copy);
+
+    build_samples();
+    scratch_fill(copy);
+    CHECK_STATUS(dfm_runner_dispatch(runner, copy->tokens, sample_count),
+                 DFM_OK);
+    scratch_spoil(copy);
+    free(copy);
+
+    if (pump)
+        CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+    CHECK_EQ(state->index, sample_count);
+    CHECK_EQ(state->releases_seen_inside, 0);
+    CHECK_EQ(tracked_count_released(sample_objects, 2, 1), 2);
+}
+
+static void test_a_manual_callback_sees_exactly_what_was_dispatched(void)
+{
+    comparison state = { 0, 0 };
+    dfm_callbacks *set = callbacks_default(compare_with_samples, &state,
+                                           NULL);
+    dfm_runner *runner = manual_runner(set);
+
+    dfm_callbacks_destroy(set);
+    deliver_samples(runner, true, &state);
+    CHECK_EQ(stats_of(runner).delivered, sample_count);
+    dfm_runner_destroy(runner);
+}
+
+static void test_a_direct_callback_sees_exactly_what_was_dispatched(void)
+{
+    comparison state = { 0, 0 };
+    dfm_callbacks *set = callbacks_default(compare_with_samples, &state,
+                                           NULL);
+    dfm_runner *runner = direct_runner(set);
+
+    dfm_callbacks_destroy(set);
+    deliver_samples(runner, false, &state);
+    dfm_runner_destroy(runner);
+}
+
+/* Two batches pending at once, the first spoiled before the second is
+ * dispatched: each token keeps its own copy. */
+static void test_pending_tokens_keep_their_own_copies(void)
+{
+    comparison state = { 0, 0 };
+    dfm_callbacks *set = callbacks_default(compare_with_samples, &state,
+                                           NULL);
+    dfm_runner *runner = manual_runner(set);
+    scratch *copy = (scratch *)calloc(1, sizeof *copy);
+    size_t half;
+
+    dfm_callbacks_destroy(set);
+    build_samples();
+    half = sample_count / 2;
+
+    scratch_fill(copy);
+    CHECK_STATUS(dfm_runner_dispatch(runner, copy->tokens, half), DFM_OK);
+    scratch_spoil(copy);
+    scratch_fill(copy);
+    CHECK_STATUS(dfm_runner_dispatch(runner, copy->tokens + half,
+                                     sample_count - half),
+                 DFM_OK);
+    scratch_spoil(copy);
+    free(copy);
+
+    CHECK_EQ(stats_of(runner).pending, sample_count);
+    CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+    CHECK_EQ(state.index, sample_count);
+    CHECK_EQ(tracked_count_released(sample_objects, 2, 1), 2);
+    dfm_runner_destroy(runner);
+}
+
+int main(void)
+{
+    RUN_TEST(test_a_null_runner_is_invalid);
+    RUN_TEST(test_null_tokens_with_a_count_are_invalid);
+    RUN_TEST(test_an_empty_batch_is_a_no_op);
+    RUN_TEST(test_null_site_and_place_are_refused);
+    RUN_TEST(test_bad_utf8_anywhere_is_refused);
+    RUN_TEST(test_a_name_node_without_a_name_is_refused);
+    RUN_TEST(test_unknown_kinds_are_refused);
+    RUN_TEST(test_malformed_frames_are_refused);
+    RUN_TEST(test_null_data_with_a_length_is_refused);
+    RUN_TEST(test_fields_that_a_kind_does_not_use_are_ignored);
+    RUN_TEST(test_a_manual_callback_sees_exactly_what_was_dispatched);
+    RUN_TEST(test_a_direct_callback_sees_exactly_what_was_dispatched);
+    RUN_TEST(test_pending_tokens_keep_their_own_copies);
+    return check_summary();
+}
