@@ -389,6 +389,8 @@ static void race_stop(bool direct, dfm_stop_mode mode)
     long releases_before = release_total();
     size_t created = 0;
     size_t released_once = 0;
+    size_t closed = 0;
+    uint64_t quarter = (uint64_t)producer_count * tokens_per_producer / 4;
     dfm_callbacks *set = callbacks_default(count_callback, &delivered, NULL);
     dfm_runner *runner = direct ? direct_runner(set) : manual_runner(set);
     dfm_stats stats;
@@ -410,13 +412,23 @@ static void race_stop(bool direct, dfm_stop_mode mode)
             return;
     }
 
-    /* Let the producers get going, then stop the runner under them. */
-    deadline = now_ns() + 20000000u;
-    while ((size_t)__atomic_load_n(&producers_started, __ATOMIC_SEQ_CST)
-               < producer_count
-           || now_ns() < deadline) {
+    /* Stop the runner under the producers once a quarter of their
+     * tokens are in (or after ten seconds, whichever comes first). */
+    deadline = now_ns() + 10000000000u;
+    while (now_ns() < deadline) {
+        dfm_stats now;
+        uint64_t accepted;
+
         if (!direct)
             (void)dfm_process_pending_budget(runner, 256, 0, NULL);
+        memset(&now, 0, sizeof now);
+        (void)dfm_runner_stats(runner, &now);
+        accepted = direct ? __atomic_load_n(&delivered, __ATOMIC_RELAXED)
+                          : now.dispatched;
+        if ((size_t)__atomic_load_n(&producers_started, __ATOMIC_SEQ_CST)
+                == producer_count
+            && accepted >= quarter)
+            break;
         sched_yield();
     }
     CHECK_STATUS(dfm_runner_stop(runner, mode), DFM_OK);
@@ -436,11 +448,13 @@ static void race_stop(bool direct, dfm_stop_mode mode)
     for (i = 0; i < producer_count; i++) {
         CHECK_EQ(producers[i].unexpected, 0);
         created += producers[i].created;
+        closed += producers[i].closed;
         released_once += tracked_count_released(producers[i].objects,
                                                 producers[i].created, 1);
         free(producers[i].objects);
     }
     CHECK_EQ(released_once, created);
+    CHECK(closed > 0);
     CHECK_EQ(release_total() - releases_before, (long)created);
     CHECK_EQ(stats.dispatched + stats.rejected, created);
 }
