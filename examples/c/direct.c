@@ -14,8 +14,9 @@
 
 #include <pthread.h>
 
-#define REJECT_ABOVE 100.0      /* the callback refuses readings above */
-#define REJECTED 42             /* ...with this value, as a host would */
+#define REJECT_ABOVE 100.0      /* the callback refuses readings above... */
+#define REJECTED 42             /* ...by returning this, which the error
+                                   handler's message must show */
 
 /* The payload of the OBJECT tokens; released by the runner. */
 struct snapshot {
@@ -23,7 +24,7 @@ struct snapshot {
 };
 
 static pthread_t main_thread;
-static int objects_released = 0;  /* the steps run one after the other */
+static int objects_released = 0;  /* no lock: the steps never overlap */
 
 struct host {
     int64_t next_frame;           /* tokens must come in dispatch order */
@@ -51,8 +52,8 @@ static int on_reading(const dfm_token *token, void *user_data)
     struct host *host = user_data;
     int64_t frame = token->frame.levels[0];
 
-    expect(frame == host->next_frame, "frame [%" PRId64 "] came before "
-           "[%" PRId64 "]", frame, host->next_frame);
+    expect(frame == host->next_frame, "frame [%" PRId64 "] arrived when [%"
+           PRId64 "] was next", frame, host->next_frame);
     host->next_frame = frame + 1;
     if (pthread_equal(pthread_self(), main_thread))
         host->on_main++;
