@@ -369,6 +369,16 @@ static void test_a_second_completion_is_ignored_and_counted(void)
     CHECK_EQ(tracked_count_released(objects, 2, 1), 2);
 }
 
+static void test_complete_with_a_bad_handle_never_crashes(void)
+{
+    /* A handle is not a pointer the library dereferences: NULL and a
+     * made-up value are refused quietly. */
+    dfm_complete(NULL, 0);
+    dfm_complete((dfm_completion *)(uintptr_t)0xDEADBEEFu, 0);
+    dfm_complete((dfm_completion *)(uintptr_t)1, 3);
+    CHECK(true);
+}
+
 static void test_the_token_stays_valid_until_complete(void)
 {
     static const int64_t levels[] = { 1, 2, 3 };
@@ -734,6 +744,7 @@ int main(void)
     RUN_TEST(test_a_completion_may_come_from_another_thread);
     RUN_TEST(test_a_failed_completion_reaches_the_error_handler);
     RUN_TEST(test_a_second_completion_is_ignored_and_counted);
+    RUN_TEST(test_complete_with_a_bad_handle_never_crashes);
     RUN_TEST(test_the_token_stays_valid_until_complete);
     RUN_TEST(test_destroy_with_a_manual_callback_in_flight);
     RUN_TEST(test_an_executor_runner_delivers_in_order);

@@ -327,6 +327,319 @@ static void test_producers_blocking_on_a_full_queue_lose_nothing(void)
     dfm_runner_destroy(runner);
 }
 
+/* ---- Drop-oldest under pressure -------------------------------------- */
+
+typedef struct drop_producer {
+    dfm_runner *runner;
+    size_t index;
+    tracked_object *objects;
+    size_t count;
+    uint64_t unexpected;
+} drop_producer;
+
+static void *produce_droppable(void *argument)
+{
+    drop_producer *self = (drop_producer *)argument;
+    size_t next = 0;
+
+    while (next < self->count) {
+        dfm_token batch[3];
+        size_t count = next % 2 == 0 ? 1 : 3;
+        size_t i;
+
+        if (next + count > self->count)
+            count = self->count - next;
+        for (i = 0; i < count; i++) {
+            self->objects[next + i].id = (int64_t)(next + i);
+            batch[i] = token_object("p", &self->objects[next + i]);
+            batch[i].source_node.id = (int64_t)self->index;
+        }
+        if (dfm_runner_dispatch(self->runner, batch, count) != DFM_OK) {
+            self->unexpected++;
+            for (i = 0; i < count; i++)
+                tracked_release(&self->objects[next + i]);
+        }
+        next += count;
+    }
+    __atomic_add_fetch(&finished_producers, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Delivered objects of each producer must come in increasing order, gaps
+ * (discarded tokens) allowed. */
+static int check_rising(const dfm_token *token, void *user_data)
+{
+    tally *seen = (tally *)user_data;
+    size_t producer = (size_t)token->source_node.id;
+    const tracked_object *object =
+        (const tracked_object *)token->data.as.object.pointer;
+
+    if (producer >= MAX_PRODUCERS || object->id <= seen->last[producer]
+        || object->releases != 0)
+        seen->order_errors++;
+    else
+        seen->last[producer] = object->id;
+    seen->delivered++;
+    return 0;
+}
+
+static void test_producers_into_a_drop_oldest_queue_release_each_once(void)
+{
+    dfm_manual_options options;
+    drop_producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    size_t per_producer = tokens_per_producer / 4 + 1;
+    long releases_before = release_total();
+    dfm_callbacks *set;
+    dfm_runner *runner;
+    dfm_stats stats;
+    tally seen;
+    size_t i;
+    size_t released_once = 0;
+    uint64_t unexpected = 0;
+
+    tally_reset(&seen);
+    set = callbacks_default(check_rising, &seen, NULL);
+    dfm_manual_options_init(&options);
+    options.capacity = 16;
+    options.overflow = DFM_OVERFLOW_DROP_OLDEST;
+    runner = manual_runner_with(&options, set);
+    dfm_callbacks_destroy(set);
+    CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+
+    __atomic_store_n(&finished_producers, 0, __ATOMIC_SEQ_CST);
+    for (i = 0; i < producer_count; i++) {
+        producers[i].runner = runner;
+        producers[i].index = i;
+        producers[i].count = per_producer;
+        producers[i].unexpected = 0;
+        producers[i].objects = (tracked_object *)calloc(
+            per_producer, sizeof(tracked_object));
+        if (!CHECK(pthread_create(&threads[i], NULL, produce_droppable,
+                                  &producers[i])
+                   == 0))
+            return;
+    }
+    while (!producers_finished()) {
+        (void)dfm_process_pending_budget(runner, 8, 0, NULL);
+        sched_yield();
+    }
+    join_producers(threads);
+    CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+
+    stats = stats_of(runner);
+    CHECK_EQ(seen.order_errors, 0);
+    CHECK_EQ(stats.delivered, seen.delivered);
+    CHECK_EQ(stats.dispatched, (uint64_t)producer_count * per_producer);
+    CHECK_EQ(stats.delivered + stats.discarded, stats.dispatched);
+    CHECK(stats.pending_high_water <= 16);
+    CHECK(stats_balance(&stats));
+    dfm_runner_destroy(runner);
+
+    for (i = 0; i < producer_count; i++) {
+        unexpected += producers[i].unexpected;
+        released_once += tracked_count_released(producers[i].objects,
+                                                per_producer, 1);
+        free(producers[i].objects);
+    }
+    CHECK_EQ(unexpected, 0);
+    CHECK_EQ(released_once, producer_count * per_producer);
+    CHECK_EQ(release_total() - releases_before,
+             (long)(producer_count * per_producer));
+}
+
+/* ---- An executor runner fed by many producers ------------------------ */
+
+/* A host loop on its own thread: posted work waits in a list until the
+ * loop thread runs it. */
+typedef struct loop {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    void (**work)(void *);
+    void **arg;
+    size_t head;
+    size_t tail;
+    size_t capacity;
+    bool quit;
+} loop;
+
+static void loop_post(void *context, void (*work)(void *), void *arg)
+{
+    loop *host = (loop *)context;
+
+    pthread_mutex_lock(&host->lock);
+    if (host->tail == host->capacity) {
+        size_t live = host->tail - host->head;
+
+        /* Compact, then grow if still full. */
+        memmove(host->work, host->work + host->head,
+                live * sizeof *host->work);
+        memmove(host->arg, host->arg + host->head, live * sizeof *host->arg);
+        host->head = 0;
+        host->tail = live;
+        if (host->tail == host->capacity) {
+            host->capacity = host->capacity * 2 + 64;
+            host->work = (void (**)(void *))realloc(
+                host->work, host->capacity * sizeof *host->work);
+            host->arg = (void **)realloc(host->arg,
+                                         host->capacity * sizeof *host->arg);
+        }
+    }
+    host->work[host->tail] = work;
+    host->arg[host->tail] = arg;
+    host->tail++;
+    pthread_cond_signal(&host->wake);
+    pthread_mutex_unlock(&host->lock);
+}
+
+static void *loop_run(void *argument)
+{
+    loop *host = (loop *)argument;
+
+    pthread_mutex_lock(&host->lock);
+    for (;;) {
+        void (*work)(void *);
+        void *arg;
+
+        while (host->head == host->tail && !host->quit)
+            pthread_cond_wait(&host->wake, &host->lock);
+        if (host->head == host->tail)
+            break;
+        work = host->work[host->head];
+        arg = host->arg[host->head];
+        host->head++;
+        pthread_mutex_unlock(&host->lock);
+
+        work(arg);
+
+        pthread_mutex_lock(&host->lock);
+    }
+    pthread_mutex_unlock(&host->lock);
+    return NULL;
+}
+
+/* The async callback: checks order and that no other callback of the
+ * runner is in flight, then completes inline or hands the completion to
+ * the completer thread. */
+typedef struct async_tally {
+    tally seen;
+    int in_flight;
+    uint64_t overlaps;
+    dfm_completion *handed;    /* for the completer thread */
+    bool quit;
+} async_tally;
+
+static void async_tally_callback(const dfm_token *token,
+                                 dfm_completion *completion, void *user_data)
+{
+    async_tally *state = (async_tally *)user_data;
+
+    if (__atomic_exchange_n(&state->in_flight, 1, __ATOMIC_SEQ_CST) != 0)
+        __atomic_add_fetch(&state->overlaps, 1, __ATOMIC_RELAXED);
+    tally_callback(token, &state->seen);
+
+    if (token->data.as.integer % 2 == 0) {
+        __atomic_store_n(&state->in_flight, 0, __ATOMIC_SEQ_CST);
+        dfm_complete(completion, 0);
+    } else {
+        __atomic_store_n(&state->handed, completion, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void *complete_handed(void *argument)
+{
+    async_tally *state = (async_tally *)argument;
+
+    while (!__atomic_load_n(&state->quit, __ATOMIC_SEQ_CST)) {
+        dfm_completion *completion = __atomic_exchange_n(
+            &state->handed, NULL, __ATOMIC_SEQ_CST);
+
+        if (completion == NULL) {
+            sched_yield();
+            continue;
+        }
+        __atomic_store_n(&state->in_flight, 0, __ATOMIC_SEQ_CST);
+        dfm_complete(completion, 0);
+    }
+    return NULL;
+}
+
+static void test_producers_into_an_executor_runner_lose_nothing(void)
+{
+    size_t saved = tokens_per_producer;
+    uint64_t total;
+    loop host;
+    dfm_executor executor;
+    async_tally state;
+    dfm_callbacks *set = dfm_callbacks_create();
+    dfm_runner *runner;
+    producer producers[MAX_PRODUCERS];
+    pthread_t threads[MAX_PRODUCERS];
+    pthread_t loop_thread;
+    pthread_t completer;
+    uint64_t deadline;
+    dfm_stats stats;
+
+    /* Every token goes through the loop one at a time: a quarter of the
+     * usual count keeps the run short. */
+    tokens_per_producer = saved / 4 + 1;
+    total = (uint64_t)producer_count * tokens_per_producer;
+
+    memset(&host, 0, sizeof host);
+    pthread_mutex_init(&host.lock, NULL);
+    pthread_cond_init(&host.wake, NULL);
+    memset(&state, 0, sizeof state);
+    tally_reset(&state.seen);
+    executor.post = loop_post;
+    executor.context = &host;
+    CHECK_STATUS(dfm_callbacks_set_default_async(set, async_tally_callback,
+                                                 &state),
+                 DFM_OK);
+    runner = runner_from(dfm_executor_dispatcher_create(executor), set);
+    dfm_callbacks_destroy(set);
+
+    if (!CHECK(pthread_create(&loop_thread, NULL, loop_run, &host) == 0))
+        return;
+    if (!CHECK(pthread_create(&completer, NULL, complete_handed, &state)
+               == 0))
+        return;
+    if (!start_producers(threads, producers, runner, false,
+                         produce_integers))
+        return;
+    join_producers(threads);
+
+    deadline = now_ns() + 50000000000u;
+    while (__atomic_load_n(&state.seen.delivered, __ATOMIC_SEQ_CST) < total
+           && now_ns() < deadline)
+        sleep_ms(1);
+
+    /* The last completion may still be on its way through the loop. */
+    sleep_ms(20);
+    __atomic_store_n(&state.quit, true, __ATOMIC_SEQ_CST);
+    pthread_join(completer, NULL);
+
+    stats = stats_of(runner);
+    CHECK_EQ(state.overlaps, 0);
+    CHECK_EQ(state.seen.delivered, total);
+    CHECK_EQ(state.seen.order_errors, 0);
+    CHECK(state.seen.checksum == expected_checksum());
+    CHECK_EQ(stats.dispatched, total);
+    CHECK_EQ(stats.delivered, total);
+    CHECK_EQ(stats.pending, 0);
+    dfm_runner_destroy(runner);
+
+    pthread_mutex_lock(&host.lock);
+    host.quit = true;
+    pthread_cond_signal(&host.wake);
+    pthread_mutex_unlock(&host.lock);
+    pthread_join(loop_thread, NULL);
+    pthread_mutex_destroy(&host.lock);
+    pthread_cond_destroy(&host.wake);
+    free(host.work);
+    free(host.arg);
+    tokens_per_producer = saved;
+}
+
 /* ---- Producers racing stop ------------------------------------------- */
 
 typedef struct object_producer {
@@ -482,6 +795,8 @@ int main(void)
     RUN_TEST(test_producers_into_a_direct_runner_lose_nothing);
     RUN_TEST(test_producers_retrying_a_full_queue_lose_nothing);
     RUN_TEST(test_producers_blocking_on_a_full_queue_lose_nothing);
+    RUN_TEST(test_producers_into_a_drop_oldest_queue_release_each_once);
+    RUN_TEST(test_producers_into_an_executor_runner_lose_nothing);
     RUN_TEST(test_producers_racing_stop_drain_release_each_object_once);
     RUN_TEST(test_producers_racing_stop_discard_release_each_object_once);
     RUN_TEST(test_producers_racing_a_direct_stop_release_each_object_once);

@@ -658,6 +658,220 @@ static void test_pending_tokens_keep_their_own_copies(void)
     dfm_runner_destroy(runner);
 }
 
+/* ---- Large tokens --------------------------------------------------- */
+
+static const size_t large_lengths[] = {
+    0, 1, 7, 8, 15, 16, 31, 32, 55, 56, 63, 64, 65, 100, 127, 128, 200,
+    255, 256, 1000, 4095, 4096, 4097, 65535, 65536, 1u << 20
+};
+
+#define LARGE_LENGTHS (sizeof large_lengths / sizeof large_lengths[0])
+#define LARGE_TOKENS (2 * LARGE_LENGTHS)
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Printable ASCII (valid UTF-8) or any bytes, zeros included. */
+static char pattern_byte(size_t offset, size_t seed, bool binary)
+{
+    if (binary)
+        return (char)((offset * 31 + seed) & 0xFF);
+    return (char)('a' + (offset * 7 + seed) % 26);
+}
+
+static char *pattern(size_t length, size_t seed, bool binary)
+{
+    char *text = (char *)malloc(length + 1);
+    size_t i;
+
+    for (i = 0; i < length; i++)
+        text[i] = pattern_byte(i, seed, binary);
+    text[length] = '\0';
+    return text;
+}
+
+static bool matches_pattern(const char *data, size_t length, size_t seed,
+                            bool binary)
+{
+    size_t i;
+
+    if (length > 0 && data == NULL)
+        return false;
+    for (i = 0; i < length; i++) {
+        if (data[i] != pattern_byte(i, seed, binary))
+            return false;
+    }
+    return true;
+}
+
+/* Token i: data of large_lengths[i / 2] (STRING when i is even, BYTES
+ * when odd), and site, place, node name and frame sized after it. */
+static size_t large_site_length(size_t i)
+{
+    return min_size(large_lengths[i / 2] / 3, 5000) + 1;
+}
+
+static size_t large_place_length(size_t i)
+{
+    return min_size(large_lengths[i / 2], 700) + 1;
+}
+
+static size_t large_depth(size_t i)
+{
+    return min_size(large_lengths[i / 2], 3000) + 1;
+}
+
+static void make_large_token(dfm_token *token, size_t i, int64_t *levels)
+{
+    size_t length = large_lengths[i / 2];
+    bool binary = i % 2 == 1;
+    size_t k;
+    dfm_value value = value_none();
+
+    if (binary) {
+        value.kind = DFM_VALUE_BYTES;
+        value.as.bytes.data = pattern(length, i, binary);
+        value.as.bytes.length = length;
+    } else {
+        value.kind = DFM_VALUE_STRING;
+        value.as.text.data = pattern(length, i, binary);
+        value.as.text.length = length;
+    }
+    *token = token_make(pattern(large_place_length(i), i + 2, false), value);
+    token->source_site = pattern(large_site_length(i), i + 1, false);
+    token->source_node.kind = DFM_NODE_NAME;
+    token->source_node.name = pattern(large_place_length(i), i + 3, false);
+    for (k = 0; k < large_depth(i); k++)
+        levels[k] = k == 0 ? (int64_t)i : (int64_t)(i * 1000003u + k);
+    token->frame.levels = levels;
+    token->frame.depth = large_depth(i);
+}
+
+static void free_large_token(dfm_token *token, int64_t *levels)
+{
+    bool binary = token->data.kind == DFM_VALUE_BYTES;
+    char *data = binary ? (char *)token->data.as.bytes.data
+                        : (char *)token->data.as.text.data;
+    size_t length = binary ? token->data.as.bytes.length
+                           : token->data.as.text.length;
+
+    memset(data, 0xEE, length);
+    memset(levels, 0xEE, token->frame.depth * sizeof(int64_t));
+    free(data);
+    free((char *)token->target_place);
+    free((char *)token->source_site);
+    free((char *)token->source_node.name);
+}
+
+typedef struct large_check {
+    size_t count;
+    size_t mismatches;
+} large_check;
+
+static int check_large_token(const dfm_token *got, void *user_data)
+{
+    large_check *state = (large_check *)user_data;
+    size_t i;
+    size_t k;
+    bool ok = true;
+    bool binary;
+
+    state->count++;
+    if (got->frame.depth == 0 || got->frame.levels == NULL
+        || got->frame.levels[0] < 0
+        || (size_t)got->frame.levels[0] >= LARGE_TOKENS) {
+        state->mismatches++;
+        return 0;
+    }
+    i = (size_t)got->frame.levels[0];
+    binary = i % 2 == 1;
+
+    if (binary) {
+        ok &= got->data.kind == DFM_VALUE_BYTES;
+        ok &= got->data.as.bytes.length == large_lengths[i / 2];
+        ok &= matches_pattern((const char *)got->data.as.bytes.data,
+                              large_lengths[i / 2], i, binary);
+    } else {
+        ok &= got->data.kind == DFM_VALUE_STRING;
+        ok &= got->data.as.text.length == large_lengths[i / 2];
+        ok &= matches_pattern(got->data.as.text.data, large_lengths[i / 2],
+                              i, binary);
+        ok &= got->data.as.text.data != NULL
+              && got->data.as.text.data[large_lengths[i / 2]] == '\0';
+    }
+    ok &= strlen(got->source_site) == large_site_length(i)
+          && matches_pattern(got->source_site, large_site_length(i), i + 1,
+                             false);
+    ok &= strlen(got->target_place) == large_place_length(i)
+          && matches_pattern(got->target_place, large_place_length(i),
+                             i + 2, false);
+    ok &= got->source_node.kind == DFM_NODE_NAME
+          && strlen(got->source_node.name) == large_place_length(i)
+          && matches_pattern(got->source_node.name, large_place_length(i),
+                             i + 3, false);
+    ok &= got->frame.depth == large_depth(i);
+    for (k = 1; ok && k < got->frame.depth; k++)
+        ok &= got->frame.levels[k] == (int64_t)(i * 1000003u + k);
+    if (!ok) {
+        state->mismatches++;
+        fprintf(stderr, "    large token %zu (data length %zu) differs\n",
+                i, large_lengths[i / 2]);
+    }
+    return 0;
+}
+
+static void dispatch_large_tokens(dfm_runner *runner, bool as_one_batch)
+{
+    dfm_token *tokens = (dfm_token *)calloc(LARGE_TOKENS, sizeof *tokens);
+    int64_t *levels[LARGE_TOKENS];
+    size_t i;
+
+    for (i = 0; i < LARGE_TOKENS; i++) {
+        levels[i] = (int64_t *)malloc(large_depth(i) * sizeof(int64_t));
+        make_large_token(&tokens[i], i, levels[i]);
+    }
+    if (as_one_batch) {
+        CHECK_STATUS(dfm_runner_dispatch(runner, tokens, LARGE_TOKENS),
+                     DFM_OK);
+    } else {
+        for (i = 0; i < LARGE_TOKENS; i++)
+            CHECK_STATUS(dfm_runner_dispatch(runner, &tokens[i], 1), DFM_OK);
+    }
+    for (i = 0; i < LARGE_TOKENS; i++) {
+        free_large_token(&tokens[i], levels[i]);
+        free(levels[i]);
+    }
+    free(tokens);
+}
+
+static void test_large_tokens_arrive_whole(void)
+{
+    large_check state = { 0, 0 };
+    dfm_callbacks *set = callbacks_default(check_large_token, &state, NULL);
+    dfm_runner *manual = manual_runner(set);
+    dfm_runner *direct = direct_runner(set);
+
+    dfm_callbacks_destroy(set);
+
+    dispatch_large_tokens(manual, false);
+    dispatch_large_tokens(manual, true);
+    CHECK_EQ(state.count, 0);
+    CHECK_EQ(stats_of(manual).pending, 2 * LARGE_TOKENS);
+    CHECK_STATUS(dfm_process_pending(manual), DFM_OK);
+    CHECK_EQ(state.count, 2 * LARGE_TOKENS);
+
+    dispatch_large_tokens(direct, true);
+    CHECK_EQ(state.count, 3 * LARGE_TOKENS);
+    CHECK_EQ(state.mismatches, 0);
+
+    /* Large tokens left pending are freed by destroy. */
+    dispatch_large_tokens(manual, true);
+    dfm_runner_destroy(manual);
+    dfm_runner_destroy(direct);
+}
+
 int main(void)
 {
     RUN_TEST(test_a_null_runner_is_invalid);
@@ -673,5 +887,6 @@ int main(void)
     RUN_TEST(test_a_manual_callback_sees_exactly_what_was_dispatched);
     RUN_TEST(test_a_direct_callback_sees_exactly_what_was_dispatched);
     RUN_TEST(test_pending_tokens_keep_their_own_copies);
+    RUN_TEST(test_large_tokens_arrive_whole);
     return check_summary();
 }
