@@ -3,16 +3,16 @@
  * host's own C function with the token's fields (see cdfm_shaped.h and
  * API.md, section 5).
  *
- * The file has three parts:
+ * The file has four parts:
  *
  *  - the parser, which turns "void(site, data.int, user)" into one getter
- *    opcode per C argument and an ffi_cif, and explains a bad shape by
- *    column;
- *  - the getters, which convert a token into an array of argument slots
- *    and refuse a token whose data or node does not fit the shape;
- *  - the two ways to call: libffi, which works for every shape, and a set
- *    of precompiled stubs for the common non-variadic shapes, which cost a
- *    few nanoseconds where ffi_call costs about a hundred.
+ *    opcode per C argument and explains a bad shape by its column;
+ *  - create, which prepares an ffi_cif for every shape and picks a
+ *    precompiled stub for the common non-variadic ones;
+ *  - the stubs, which read their arguments straight from the token into
+ *    the call (a few nanoseconds, where ffi_call costs about a hundred);
+ *  - the general path, which converts a token into argument slots,
+ *    refuses a token that does not fit, and calls through libffi.
  *
  * Decisions the contract leaves open:
  *
@@ -23,12 +23,12 @@
  *    function always receives a real C string.
  *  - A shape passes at most CDFM_SHAPE_MAX_ARGS C arguments (data.bytes
  *    counts as two).
- *  - Columns in messages count characters from 1, not bytes.
  */
 #include "cdfm_shaped.h"
 
 #include <ffi.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,16 +44,31 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define CDFM_COLD __attribute__((cold, noinline))
+#  define CDFM_NOINLINE __attribute__((noinline))
 #  define CDFM_UNLIKELY(condition) __builtin_expect(!!(condition), 0)
 #else
 #  define CDFM_COLD
+#  define CDFM_NOINLINE
 #  define CDFM_UNLIKELY(condition) (condition)
 #endif
+
+/* Compile-time checks, as array sizes that turn negative when false. */
+#define CDFM_STATIC_ASSERT(name, condition) \
+    typedef char cdfm_static_assert_##name[(condition) ? 1 : -1]
 
 /* libffi has no bool type; the ABIs we run on pass bool as one unsigned
  * byte, which is what ffi_type_uint8 describes.  Fail the build anywhere
  * that is not true rather than pass a wrong value. */
-typedef char cdfm_bool_is_one_byte[sizeof(bool) == 1 ? 1 : -1];
+CDFM_STATIC_ASSERT(bool_is_one_byte, sizeof(bool) == 1);
+
+/* data.bytes reads text and bytes alike, which relies on as.text and
+ * as.bytes having the same layout. */
+CDFM_STATIC_ASSERT(text_data_is_bytes_data,
+                   offsetof(dfm_value, as.text.data)
+                   == offsetof(dfm_value, as.bytes.data));
+CDFM_STATIC_ASSERT(text_length_is_bytes_length,
+                   offsetof(dfm_value, as.text.length)
+                   == offsetof(dfm_value, as.bytes.length));
 
 #if SIZE_MAX == UINT64_MAX
 #  define CDFM_FFI_SIZE_T ffi_type_uint64
@@ -87,13 +102,6 @@ enum {
     OP_DATA_OBJECT,
     OP_TOKEN,
     OP_USER
-};
-
-/* How a C argument travels in a call, which decides the stub. */
-enum {
-    CLASS_WORD,     /* a pointer, int64_t or size_t: one integer register */
-    CLASS_DOUBLE,   /* a double: one floating-point register */
-    CLASS_OTHER     /* bool or promoted int: libffi only */
 };
 
 typedef struct shape_argument {
@@ -145,18 +153,6 @@ static ffi_type *op_ffi_type(unsigned op) {
     }
 }
 
-static int op_class(unsigned op) {
-    switch (op) {
-    case OP_DATA_DOUBLE:
-        return CLASS_DOUBLE;
-    case OP_DATA_BOOL:
-    case OP_DATA_BOOL_PROMOTED:
-        return CLASS_OTHER;
-    default:
-        return CLASS_WORD;
-    }
-}
-
 static const char *op_name(unsigned op) {
     size_t index;
 
@@ -171,32 +167,98 @@ static const char *op_name(unsigned op) {
     return "?";
 }
 
-/* One C argument, written by a getter and read by a stub or by libffi.
- * Each getter writes the member of the argument's own C type; libffi then
- * reads that member's bytes, and a stub reads `word` (only on targets
- * where pointers and size_t are 64 bits, so every byte is written). */
-typedef union cdfm_slot {
-    uint64_t word;
-    const void *pointer;
-    int64_t integer;
-    size_t size;
-    double real;
-    bool boolean;
-    int promoted;
-} cdfm_slot;
+/* ---- What a token must hold ------------------------------------------- */
+
+/* A set of kinds, one bit per dfm_value_kind or dfm_node_kind value. */
+#define KINDS_ANY UINT32_MAX
+#define KIND(kind) ((uint32_t)1 << (kind))
+#define TEXT_KINDS \
+    (KIND(DFM_VALUE_STRING) | KIND(DFM_VALUE_JSON) | KIND(DFM_VALUE_ERROR))
+
+/* The data kinds a getter accepts.  This table is the one statement of
+ * the type rules: the stubs and the general path both test against it. */
+static uint32_t op_data_kinds(unsigned op) {
+    switch (op) {
+    case OP_DATA_BOOL:
+    case OP_DATA_BOOL_PROMOTED:
+        return KIND(DFM_VALUE_BOOL);
+    case OP_DATA_INT:
+        return KIND(DFM_VALUE_INT);
+    case OP_DATA_DOUBLE:
+        return KIND(DFM_VALUE_DOUBLE) | KIND(DFM_VALUE_INT);
+    case OP_DATA_STRING:
+        return TEXT_KINDS;
+    case OP_DATA_BYTES:
+    case OP_DATA_BYTES_LENGTH:
+        return KIND(DFM_VALUE_BYTES) | TEXT_KINDS;
+    case OP_DATA_OBJECT:
+        return KIND(DFM_VALUE_OBJECT);
+    default:
+        return KINDS_ANY;
+    }
+}
+
+static uint32_t op_node_kinds(unsigned op) {
+    switch (op) {
+    case OP_NODE_INT:
+        return KIND(DFM_NODE_INT);
+    case OP_NODE_NAME:
+        return KIND(DFM_NODE_NAME);
+    default:
+        return KINDS_ANY;
+    }
+}
+
+/* A kind outside 0..31 fits only a getter that takes any kind. */
+static bool kind_fits(uint32_t kinds, int kind) {
+    if (kinds == KINDS_ANY)
+        return true;
+    return (unsigned)kind < 32 && ((kinds >> kind) & 1) != 0;
+}
 
 /* ---- The prepared call ------------------------------------------------ */
 
-typedef int (*cdfm_stub)(void (*function)(void), const cdfm_slot *slots);
+
+/* A stub makes the whole call, stores the function's result in *result and
+ * returns DFM_OK, so cdfm_shape_call can end in a tail call. */
+typedef int (*cdfm_stub)(const cdfm_shape *shape, const dfm_token *token,
+                         void *user_data, int *result);
+
+/* Where a stub finds a word argument: the 8 bytes at an offset in the
+ * token, the address of that offset, or user_data. */
+enum {
+    SOURCE_FIELD,
+    SOURCE_ADDRESS,
+    SOURCE_USER
+};
+
+#define NO_SPECIAL 0xFF
 
 struct cdfm_shape {
     void (*function)(void);
-    cdfm_stub stub;                     /* NULL: always libffi */
-    unsigned char ops[CDFM_SHAPE_MAX_ARGS];
     unsigned arg_count;                 /* C arguments */
     unsigned fixed_count;               /* C arguments before "..." */
     bool variadic;
     bool returns_int;
+    unsigned char ops[CDFM_SHAPE_MAX_ARGS];
+
+    /* The union of what the getters demand, tested once per call. */
+    uint32_t data_kinds;
+    uint32_t node_kinds;
+
+    /* The stub, or NULL when every call goes through libffi; and where
+     * it reads each argument.  A stub hands a token whose string pointer
+     * is NULL to the general path, which passes "" instead. */
+    cdfm_stub stub;
+    bool stub_needs_text;
+    unsigned char stub_offsets[CDFM_SHAPE_MAX_ARGS];
+    unsigned char stub_sources[CDFM_SHAPE_MAX_ARGS];
+
+    /* For the stubs of shapes with at most one argument that is not a
+     * token field: its index (NO_SPECIAL when none), source and offset. */
+    unsigned char stub_special_index;
+    unsigned char stub_special_source;
+    unsigned char stub_special_offset;
 
     /* libffi keeps pointers into `arg_types`, so both live here, in one
      * allocation that never moves or changes after create. */
@@ -308,17 +370,11 @@ static bool word_is(const char *word, size_t length, const char *name) {
     return strlen(name) == length && memcmp(word, name, length) == 0;
 }
 
-/* The 1-based column of `position` in characters: UTF-8 continuation
- * bytes do not start a new column. */
+/* The 1-based column of `position`.  Bytes and characters agree here: the
+ * first byte outside ASCII is itself an error, so every byte before the
+ * reported position is ASCII. */
 static unsigned column_of(const shape_parser *parser, const char *position) {
-    const char *cursor;
-    unsigned column = 1;
-
-    for (cursor = parser->text; cursor < position; cursor++) {
-        if (((unsigned char)*cursor & 0xC0) != 0x80)
-            column++;
-    }
-    return column;
+    return (unsigned)(position - parser->text) + 1;
 }
 
 static CDFM_COLD int parse_fail(shape_parser *parser, const char *position,
@@ -335,6 +391,18 @@ static CDFM_COLD int parse_fail(shape_parser *parser, const char *position,
     return DFM_ERR_BAD_SHAPE;
 }
 
+/* A name runs into a byte outside ASCII: report that byte rather than an
+ * unknown name cut short in front of it. */
+static int check_word_end(shape_parser *parser) {
+    unsigned char next = (unsigned char)*parser->at;
+
+    if (next < 0x80)
+        return DFM_OK;
+    return parse_fail(parser, parser->at,
+                      "unexpected byte 0x%02X in a name; names use the "
+                      "ASCII letters, digits, '_' and '.'", next);
+}
+
 /* Describes the character at `position` for a message: 'x' when it is
  * printable ASCII, its byte value otherwise. */
 static void describe_char(const char *position, char *out, size_t size) {
@@ -345,7 +413,7 @@ static void describe_char(const char *position, char *out, size_t size) {
     else if (c >= 0x20 && c < 0x7F)
         message_format(out, size, "'%c'", c);
     else
-        message_format(out, size, "the byte 0x%02X", c);
+        message_format(out, size, "byte 0x%02X", c);
 }
 
 static char lower(char c) {
@@ -419,6 +487,7 @@ static CDFM_COLD int fail_unknown_argument(shape_parser *parser,
 static int parse_return(shape_parser *parser, cdfm_shape *shape) {
     const char *word;
     size_t length;
+    int status;
 
     skip_space(parser);
     if (*parser->at == '\0')
@@ -430,6 +499,9 @@ static int parse_return(shape_parser *parser, cdfm_shape *shape) {
     if (!read_word(parser, &word, &length))
         return parse_fail(parser, word,
                           "the return type must be 'void' or 'int'");
+    status = check_word_end(parser);
+    if (status != DFM_OK)
+        return status;
     if (word_is(word, length, "void"))
         shape->returns_int = false;
     else if (word_is(word, length, "int"))
@@ -526,6 +598,9 @@ static int parse_arguments(shape_parser *parser, cdfm_shape *shape) {
             word = start;
             length = 3;
         } else if (read_word(parser, &word, &length)) {
+            status = check_word_end(parser);
+            if (status != DFM_OK)
+                return status;
             status = append_argument(parser, shape, word, length,
                                      shape->variadic);
             if (status != DFM_OK)
@@ -609,6 +684,12 @@ static int parse_shape(shape_parser *parser, cdfm_shape *shape) {
  * the exact type goes through libffi, which implements the ABI: bool,
  * promoted ints, variadic calls, more than one double, more than six
  * arguments.  Build with CDFM_SHAPE_NO_STUBS to use libffi for all.
+ *
+ * A stub reads its arguments straight from the token into the call.  A
+ * first design filled a slot array and then called a stub; the per-argument
+ * dispatch cost more than the call itself, so the getters became a table
+ * of token offsets that the stub applies with no call-time decisions but
+ * the source of each word.
  */
 #if !defined(CDFM_SHAPE_NO_STUBS) \
     && (defined(__x86_64__) || defined(_M_X64) \
@@ -621,8 +702,61 @@ static int parse_shape(shape_parser *parser, cdfm_shape *shape) {
 
 #if CDFM_SHAPE_STUBS
 
-#define W(index) slots[index].word
-#define D(index) slots[index].real
+/* The offsets a stub reads must fit its unsigned char table. */
+CDFM_STATIC_ASSERT(token_fits_offsets, sizeof(dfm_token) <= 255);
+
+/*
+ * Two families of stubs share one list.  Most shapes name token fields and
+ * at most one other argument (user_data, or the address of the node, the
+ * frame, the data or the token): their "one" stubs read every word as a
+ * field and swap in that single value, computed once.  Shapes with more
+ * such arguments, e.g. "int(token, user)", get "any" stubs, which choose
+ * the source of every word and cost about a nanosecond more.
+ */
+static inline uint64_t special_value(const cdfm_shape *shape,
+                                     const dfm_token *token,
+                                     void *user_data) {
+    if (shape->stub_special_source == SOURCE_USER)
+        return (uint64_t)(uintptr_t)user_data;
+    return (uint64_t)(uintptr_t)((const unsigned char *)token
+                                 + shape->stub_special_offset);
+}
+
+static inline uint64_t word_one(const cdfm_shape *shape,
+                                const dfm_token *token, uint64_t special,
+                                unsigned index) {
+    uint64_t word;
+
+    /* The special argument's offset is 0, so this load stays in the
+     * token even where its value is not used. */
+    memcpy(&word,
+           (const unsigned char *)token + shape->stub_offsets[index],
+           sizeof word);
+    return index == shape->stub_special_index ? special : word;
+}
+
+static inline uint64_t word_any(const cdfm_shape *shape,
+                                const dfm_token *token, void *user_data,
+                                unsigned index) {
+    const unsigned char *field =
+        (const unsigned char *)token + shape->stub_offsets[index];
+    unsigned source = shape->stub_sources[index];
+    uint64_t other = source == SOURCE_USER ? (uint64_t)(uintptr_t)user_data
+                                           : (uint64_t)(uintptr_t)field;
+    uint64_t word;
+
+    memcpy(&word, field, sizeof word);
+    return source == SOURCE_FIELD ? word : other;
+}
+
+/* The one double a stub passes is data.double, which takes INT too. */
+static inline double stub_real(const dfm_token *token) {
+    if (token->data.kind == DFM_VALUE_INT)
+        return (double)token->data.as.integer;
+    return token->data.as.real;
+}
+
+#define D(index) stub_real(token)
 
 /* Every stub: its name, its C argument count, the position of its double
  * (-1: none), its parameter list and the matching argument list.  Up to
@@ -692,74 +826,197 @@ static int parse_shape(shape_parser *parser, cdfm_shape *shape) {
       (uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double), \
       (W(0), W(1), W(2), W(3), W(4), D(5)))
 
-#define CDFM_DEFINE_STUB(name, count, double_at, parameters, arguments) \
-    static int name##_void(void (*function)(void),                      \
-                           const cdfm_slot *slots) {                    \
-        (void)slots;                                                    \
-        ((void (*) parameters)function) arguments;                      \
-        return 0;                                                       \
+/* clang's -fsanitize=function compares the C types of caller and callee,
+ * which the stubs deliberately differ in (see above); the check is turned
+ * off for the stubs alone, so the rest of the library keeps it. */
+#if defined(__clang__)
+#  define CDFM_STUB_ATTRIBUTES __attribute__((no_sanitize("function")))
+#else
+#  define CDFM_STUB_ATTRIBUTES
+#endif
+
+/* One stub in both return flavours.  STUB_SETUP and W(index) are defined
+ * per family just before the list is expanded for it. */
+#define CDFM_DEFINE_STUB(name, parameters, arguments)                   \
+    static CDFM_STUB_ATTRIBUTES int name##_void(                        \
+        const cdfm_shape *shape, const dfm_token *token,                \
+        void *user_data, int *result) {                                 \
+        STUB_SETUP                                                      \
+        ((void (*) parameters)shape->function) arguments;               \
+        *result = 0;                                                    \
+        return DFM_OK;                                                  \
     }                                                                   \
-    static int name##_int(void (*function)(void),                       \
-                          const cdfm_slot *slots) {                     \
-        (void)slots;                                                    \
-        return ((int (*) parameters)function) arguments;                \
+    static CDFM_STUB_ATTRIBUTES int name##_int(                         \
+        const cdfm_shape *shape, const dfm_token *token,                \
+        void *user_data, int *result) {                                 \
+        STUB_SETUP                                                      \
+        *result = ((int (*) parameters)shape->function) arguments;      \
+        return DFM_OK;                                                  \
     }
 
-CDFM_STUBS(CDFM_DEFINE_STUB)
+#define CDFM_DEFINE_STUB_ONE(name, count, double_at, parameters, arguments) \
+    CDFM_DEFINE_STUB(name##_one, parameters, arguments)
+#define CDFM_DEFINE_STUB_ANY(name, count, double_at, parameters, arguments) \
+    CDFM_DEFINE_STUB(name##_any, parameters, arguments)
+
+#define STUB_SETUP                                                      \
+    uint64_t special = special_value(shape, token, user_data);          \
+    (void)special;
+#define W(index) word_one(shape, token, special, index)
+CDFM_STUBS(CDFM_DEFINE_STUB_ONE)
+#undef STUB_SETUP
+#undef W
+
+#define STUB_SETUP                                                      \
+    (void)token;                                                        \
+    (void)user_data;
+#define W(index) word_any(shape, token, user_data, index)
+CDFM_STUBS(CDFM_DEFINE_STUB_ANY)
+#undef STUB_SETUP
+#undef W
+#undef D
 
 typedef struct stub_entry {
     unsigned count;
     int double_at;
-    cdfm_stub returns_void;
-    cdfm_stub returns_int;
+    cdfm_stub one_void;
+    cdfm_stub one_int;
+    cdfm_stub any_void;
+    cdfm_stub any_int;
 } stub_entry;
 
 #define CDFM_STUB_ENTRY(name, count, double_at, parameters, arguments) \
-    { count, double_at, name##_void, name##_int },
+    { count, double_at, name##_one_void, name##_one_int,               \
+      name##_any_void, name##_any_int },
 
 static const stub_entry stub_entries[] = {
     CDFM_STUBS(CDFM_STUB_ENTRY)
 };
 
-#undef W
-#undef D
+/* Where a stub finds the C argument of getter `op`; false for a getter
+ * whose value is not one plain word of the token (bool, promoted bool). */
+static bool stub_source(unsigned op, unsigned *offset, unsigned *source) {
+    *source = SOURCE_FIELD;
+    *offset = 0;
+    switch (op) {
+    case OP_SITE:
+        *offset = offsetof(dfm_token, source_site);
+        return true;
+    case OP_PLACE:
+        *offset = offsetof(dfm_token, target_place);
+        return true;
+    case OP_NODE:
+        *offset = offsetof(dfm_token, source_node);
+        *source = SOURCE_ADDRESS;
+        return true;
+    case OP_NODE_INT:
+        *offset = offsetof(dfm_token, source_node.id);
+        return true;
+    case OP_NODE_NAME:
+        *offset = offsetof(dfm_token, source_node.name);
+        return true;
+    case OP_FRAME:
+        *offset = offsetof(dfm_token, frame);
+        *source = SOURCE_ADDRESS;
+        return true;
+    case OP_FRAME_LEVELS:
+        *offset = offsetof(dfm_token, frame.levels);
+        return true;
+    case OP_FRAME_DEPTH:
+        *offset = offsetof(dfm_token, frame.depth);
+        return true;
+    case OP_DATA:
+        *offset = offsetof(dfm_token, data);
+        *source = SOURCE_ADDRESS;
+        return true;
+    case OP_DATA_INT:
+        *offset = offsetof(dfm_token, data.as.integer);
+        return true;
+    case OP_DATA_DOUBLE:
+        /* Read by stub_real, which needs no offset. */
+        return true;
+    case OP_DATA_STRING:
+        *offset = offsetof(dfm_token, data.as.text.data);
+        return true;
+    case OP_DATA_BYTES:
+        *offset = offsetof(dfm_token, data.as.bytes.data);
+        return true;
+    case OP_DATA_BYTES_LENGTH:
+        *offset = offsetof(dfm_token, data.as.bytes.length);
+        return true;
+    case OP_DATA_OBJECT:
+        *offset = offsetof(dfm_token, data.as.object.pointer);
+        return true;
+    case OP_TOKEN:
+        *source = SOURCE_ADDRESS;
+        return true;
+    case OP_USER:
+        *source = SOURCE_USER;
+        return true;
+    default:
+        return false;
+    }
+}
 
-/* The stub for a prepared shape, or NULL when libffi must make the call. */
-static cdfm_stub find_stub(const cdfm_shape *shape) {
+/* Picks the stub for a parsed shape and writes where it reads each
+ * argument; leaves shape->stub NULL when libffi must make the call. */
+static void prepare_stub(cdfm_shape *shape) {
+    unsigned specials = 0;
     int double_at = -1;
     unsigned index;
 
     if (shape->variadic)
-        return NULL;
+        return;
+    shape->stub_special_index = NO_SPECIAL;
     for (index = 0; index < shape->arg_count; index++) {
-        int call_class = op_class(shape->ops[index]);
+        unsigned op = shape->ops[index];
+        unsigned offset, source;
 
-        if (call_class == CLASS_OTHER)
-            return NULL;
-        if (call_class == CLASS_DOUBLE) {
+        if (!stub_source(op, &offset, &source))
+            return;
+        if (op == OP_DATA_DOUBLE) {
             if (double_at >= 0)
-                return NULL;
+                return;
             double_at = (int)index;
         }
+        if (op == OP_DATA_STRING)
+            shape->stub_needs_text = true;
+        shape->stub_offsets[index] = (unsigned char)offset;
+        shape->stub_sources[index] = (unsigned char)source;
+
+        /* The "one" stubs load the special argument's word from offset 0
+         * and replace it; the "any" stubs use the offset as written. */
+        if (source != SOURCE_FIELD) {
+            specials++;
+            shape->stub_special_index = (unsigned char)index;
+            shape->stub_special_source = (unsigned char)source;
+            shape->stub_special_offset = (unsigned char)offset;
+        }
     }
+    if (specials == 1)
+        shape->stub_offsets[shape->stub_special_index] = 0;
 
     for (index = 0; index < sizeof stub_entries / sizeof stub_entries[0];
          index++) {
         const stub_entry *entry = &stub_entries[index];
 
-        if (entry->count == shape->arg_count
-            && entry->double_at == double_at)
-            return shape->returns_int ? entry->returns_int
-                                      : entry->returns_void;
+        if (entry->count != shape->arg_count
+            || entry->double_at != double_at)
+            continue;
+        if (specials <= 1)
+            shape->stub = shape->returns_int ? entry->one_int
+                                             : entry->one_void;
+        else
+            shape->stub = shape->returns_int ? entry->any_int
+                                             : entry->any_void;
+        return;
     }
-    return NULL;
 }
 
 #else /* !CDFM_SHAPE_STUBS */
 
-static cdfm_stub find_stub(const cdfm_shape *shape) {
+static void prepare_stub(cdfm_shape *shape) {
     (void)shape;
-    return NULL;
 }
 
 #endif /* CDFM_SHAPE_STUBS */
@@ -806,6 +1063,13 @@ int cdfm_shape_create(const char *text, void (*function)(void),
         return status;
     }
 
+    shape->data_kinds = KINDS_ANY;
+    shape->node_kinds = KINDS_ANY;
+    for (index = 0; index < shape->arg_count; index++) {
+        shape->data_kinds &= op_data_kinds(shape->ops[index]);
+        shape->node_kinds &= op_node_kinds(shape->ops[index]);
+    }
+
     /* Prepare libffi for every shape, stub or not, so cdfm_shape_call_ffi
      * can always check a stub against it. */
     for (index = 0; index < shape->arg_count; index++)
@@ -827,7 +1091,7 @@ int cdfm_shape_create(const char *text, void (*function)(void),
         return DFM_ERR_BAD_SHAPE;
     }
 
-    shape->stub = find_stub(shape);
+    prepare_stub(shape);
     *out = shape;
     return DFM_OK;
 }
@@ -844,7 +1108,19 @@ bool cdfm_shape_returns_int(const cdfm_shape *shape) {
     return shape != NULL && shape->returns_int;
 }
 
-/* ---- Converting a token ----------------------------------------------- */
+/* ---- The general path ------------------------------------------------- */
+
+/* One C argument, written by a getter and read by libffi.  Each getter
+ * writes the member of the argument's own C type, and libffi reads the
+ * bytes its ffi_type names, so the two always agree. */
+typedef union cdfm_slot {
+    const void *pointer;
+    int64_t integer;
+    size_t size;
+    double real;
+    bool boolean;
+    int promoted;
+} cdfm_slot;
 
 static const char *value_kind_name(int kind) {
     static const char *const names[] = {
@@ -865,7 +1141,8 @@ static const char *node_kind_name(int kind) {
     return names[kind];
 }
 
-/* What a getter accepts, for the message when a token does not fit. */
+/* What a getter accepts, in words, for the message when a token does not
+ * fit; it says in prose what op_data_kinds and op_node_kinds encode. */
 static const char *op_accepts(unsigned op) {
     switch (op) {
     case OP_NODE_INT:
@@ -882,6 +1159,7 @@ static const char *op_accepts(unsigned op) {
     case OP_DATA_STRING:
         return "STRING, JSON or ERROR data";
     case OP_DATA_BYTES:
+    case OP_DATA_BYTES_LENGTH:
         return "BYTES, STRING, JSON or ERROR data";
     case OP_DATA_OBJECT:
         return "OBJECT data";
@@ -890,30 +1168,38 @@ static const char *op_accepts(unsigned op) {
     }
 }
 
+/* Names the first argument of the shape that the token does not fit. */
 static CDFM_COLD int report_mismatch(const cdfm_shape *shape,
-                                     unsigned failed,
                                      const dfm_token *token, char *message,
                                      size_t capacity) {
-    unsigned op = shape->ops[failed];
-    bool is_node = op == OP_NODE_INT || op == OP_NODE_NAME;
-    int kind = is_node ? (int)token->source_node.kind
-                       : (int)token->data.kind;
-    const char *kind_name = is_node ? node_kind_name(kind)
-                                    : value_kind_name(kind);
     const char *place = token->target_place != NULL ? token->target_place
                                                     : "(null)";
-    char found[32];
+    unsigned failed = 0;
     unsigned position = 1;
-    unsigned index;
+    unsigned op = OP_DATA;
+    const char *kind_name;
+    bool is_node = false;
+    char found[32];
+    int kind;
     bool cut;
     int place_length = echo_length(place, &cut);
 
-    /* The argument's position as the host wrote it: data.bytes is one
-     * argument of the shape even though it is two C arguments. */
-    for (index = 0; index < failed; index++) {
-        if (shape->ops[index] != OP_DATA_BYTES_LENGTH)
+    /* The position is the argument's place in the shape as the host wrote
+     * it: data.bytes is one argument there, though it is two C ones. */
+    for (failed = 0; failed < shape->arg_count; failed++) {
+        op = shape->ops[failed];
+        if (!kind_fits(op_node_kinds(op), (int)token->source_node.kind)) {
+            is_node = true;
+            break;
+        }
+        if (!kind_fits(op_data_kinds(op), (int)token->data.kind))
+            break;
+        if (op != OP_DATA_BYTES_LENGTH)
             position++;
     }
+
+    kind = is_node ? (int)token->source_node.kind : (int)token->data.kind;
+    kind_name = is_node ? node_kind_name(kind) : value_kind_name(kind);
     if (kind_name != NULL)
         message_format(found, sizeof found, "%s", kind_name);
     else
@@ -928,17 +1214,13 @@ static CDFM_COLD int report_mismatch(const cdfm_shape *shape,
     return DFM_ERR_TYPE_MISMATCH;
 }
 
-/* Fills one slot per C argument from the token.  This is the hot path of
- * every shaped delivery: one switch per argument, no allocation, and the
- * type checks folded into the getters that need them. */
-static inline int fill_slots(const cdfm_shape *shape, const dfm_token *token,
-                             void *user_data, cdfm_slot *slots,
-                             char *message, size_t capacity) {
+/* Fills one slot per C argument from a token already known to fit. */
+static void fill_slots(const cdfm_shape *shape, const dfm_token *token,
+                       void *user_data, cdfm_slot *slots) {
     const dfm_value *data = &token->data;
-    unsigned count = shape->arg_count;
     unsigned index;
 
-    for (index = 0; index < count; index++) {
+    for (index = 0; index < shape->arg_count; index++) {
         cdfm_slot *slot = &slots[index];
 
         switch (shape->ops[index]) {
@@ -952,13 +1234,9 @@ static inline int fill_slots(const cdfm_shape *shape, const dfm_token *token,
             slot->pointer = &token->source_node;
             break;
         case OP_NODE_INT:
-            if (CDFM_UNLIKELY(token->source_node.kind != DFM_NODE_INT))
-                goto mismatch;
             slot->integer = token->source_node.id;
             break;
         case OP_NODE_NAME:
-            if (CDFM_UNLIKELY(token->source_node.kind != DFM_NODE_NAME))
-                goto mismatch;
             slot->pointer = token->source_node.name;
             break;
         case OP_FRAME:
@@ -974,58 +1252,31 @@ static inline int fill_slots(const cdfm_shape *shape, const dfm_token *token,
             slot->pointer = data;
             break;
         case OP_DATA_BOOL:
-            if (CDFM_UNLIKELY(data->kind != DFM_VALUE_BOOL))
-                goto mismatch;
             slot->boolean = data->as.boolean;
             break;
         case OP_DATA_BOOL_PROMOTED:
-            if (CDFM_UNLIKELY(data->kind != DFM_VALUE_BOOL))
-                goto mismatch;
             slot->promoted = data->as.boolean ? 1 : 0;
             break;
         case OP_DATA_INT:
-            if (CDFM_UNLIKELY(data->kind != DFM_VALUE_INT))
-                goto mismatch;
             slot->integer = data->as.integer;
             break;
         case OP_DATA_DOUBLE:
-            if (data->kind == DFM_VALUE_DOUBLE)
-                slot->real = data->as.real;
-            else if (data->kind == DFM_VALUE_INT)
-                slot->real = (double)data->as.integer;
-            else
-                goto mismatch;
+            slot->real = data->kind == DFM_VALUE_INT
+                             ? (double)data->as.integer
+                             : data->as.real;
             break;
         case OP_DATA_STRING:
-            if (CDFM_UNLIKELY(data->kind != DFM_VALUE_STRING
-                              && data->kind != DFM_VALUE_JSON
-                              && data->kind != DFM_VALUE_ERROR))
-                goto mismatch;
             slot->pointer = data->as.text.data != NULL ? data->as.text.data
                                                        : "";
             break;
         case OP_DATA_BYTES:
-            /* The text kinds share the layout of as.bytes, so one read
-             * serves all four; OP_DATA_BYTES_LENGTH always follows. */
-            if (data->kind == DFM_VALUE_BYTES) {
-                slot[0].pointer = data->as.bytes.data;
-                slot[1].size = data->as.bytes.length;
-            } else if (data->kind == DFM_VALUE_STRING
-                       || data->kind == DFM_VALUE_JSON
-                       || data->kind == DFM_VALUE_ERROR) {
-                slot[0].pointer = data->as.text.data;
-                slot[1].size = data->as.text.length;
-            } else {
-                goto mismatch;
-            }
-            index++;
+            /* Text and bytes share one layout (asserted at the top). */
+            slot->pointer = data->as.bytes.data;
             break;
         case OP_DATA_BYTES_LENGTH:
-            /* Written with its pointer above; never reached on its own. */
+            slot->size = data->as.bytes.length;
             break;
         case OP_DATA_OBJECT:
-            if (CDFM_UNLIKELY(data->kind != DFM_VALUE_OBJECT))
-                goto mismatch;
             slot->pointer = data->as.object.pointer;
             break;
         case OP_TOKEN:
@@ -1036,19 +1287,24 @@ static inline int fill_slots(const cdfm_shape *shape, const dfm_token *token,
             break;
         }
     }
-    return DFM_OK;
-
-mismatch:
-    return report_mismatch(shape, index, token, message, capacity);
 }
 
-/* ---- Calls ------------------------------------------------------------ */
-
-static int call_ffi(const cdfm_shape *shape, cdfm_slot *slots) {
+/* Checks the token, converts it and calls through libffi: every shape
+ * can take this path, and the ones without a stub always do. */
+static CDFM_NOINLINE int call_general(const cdfm_shape *shape,
+                                      const dfm_token *token,
+                                      void *user_data, int *result,
+                                      char *message, size_t capacity) {
+    cdfm_slot slots[CDFM_SHAPE_MAX_ARGS];
     void *values[CDFM_SHAPE_MAX_ARGS];
     ffi_arg returned = 0;
     unsigned index;
 
+    if (!kind_fits(shape->data_kinds, (int)token->data.kind)
+        || !kind_fits(shape->node_kinds, (int)token->source_node.kind))
+        return report_mismatch(shape, token, message, capacity);
+
+    fill_slots(shape, token, user_data, slots);
     for (index = 0; index < shape->arg_count; index++)
         values[index] = &slots[index];
 
@@ -1057,36 +1313,42 @@ static int call_ffi(const cdfm_shape *shape, cdfm_slot *slots) {
     ffi_call((ffi_cif *)&shape->cif, shape->function, &returned, values);
 
     /* libffi widens an int return to a full ffi_arg register. */
-    return shape->returns_int ? (int)(ffi_sarg)returned : 0;
+    *result = shape->returns_int ? (int)(ffi_sarg)returned : 0;
+    return DFM_OK;
+}
+
+/* ---- Calls ------------------------------------------------------------ */
+
+/* True when the stub may make this call: the token's kinds fit, and no
+ * string pointer needs replacing.  Anything else, a mismatch included,
+ * goes to the general path, which decides and explains. */
+static inline bool stub_takes(const cdfm_shape *shape,
+                              const dfm_token *token) {
+    unsigned data_kind = (unsigned)token->data.kind;
+    unsigned node_kind = (unsigned)token->source_node.kind;
+
+    if ((data_kind | node_kind) > 31)
+        return false;
+    if (((shape->data_kinds >> data_kind) & 1) == 0
+        || ((shape->node_kinds >> node_kind) & 1) == 0)
+        return false;
+    return !shape->stub_needs_text || token->data.as.text.data != NULL;
 }
 
 int cdfm_shape_call(const cdfm_shape *shape, const dfm_token *token,
                     void *user_data, int *result, char *message,
                     size_t capacity) {
-    cdfm_slot slots[CDFM_SHAPE_MAX_ARGS];
-    int status;
-
-    status = fill_slots(shape, token, user_data, slots, message, capacity);
-    if (CDFM_UNLIKELY(status != DFM_OK))
-        return status;
-
-    if (shape->stub != NULL)
-        *result = shape->stub(shape->function, slots);
-    else
-        *result = call_ffi(shape, slots);
-    return DFM_OK;
+    /* Both returns are tail calls, so the stub path costs one test and
+     * one jump over calling the stub directly. */
+    if (shape->stub != NULL && stub_takes(shape, token))
+        return shape->stub(shape, token, user_data, result);
+    return call_general(shape, token, user_data, result, message,
+                        capacity);
 }
 
 int cdfm_shape_call_ffi(const cdfm_shape *shape, const dfm_token *token,
                         void *user_data, int *result, char *message,
                         size_t capacity) {
-    cdfm_slot slots[CDFM_SHAPE_MAX_ARGS];
-    int status;
-
-    status = fill_slots(shape, token, user_data, slots, message, capacity);
-    if (status != DFM_OK)
-        return status;
-
-    *result = call_ffi(shape, slots);
-    return DFM_OK;
+    return call_general(shape, token, user_data, result, message,
+                        capacity);
 }
