@@ -215,6 +215,11 @@ static void test_one_token_is_in_flight_at_a_time(void)
     CHECK_STATUS(dfm_process_pending_async(runner), DFM_OK);
     CHECK_EQ(state.started, 1);
 
+    /* The token in flight is counted somewhere, once. */
+    stats = stats_of(runner);
+    CHECK_EQ(stats.dispatched, 2);
+    CHECK(stats_balance(&stats));
+
     /* Completing never starts the next callback by itself. */
     dfm_complete(state.calls[0].completion, 0);
     CHECK_EQ(state.started, 1);
@@ -442,6 +447,135 @@ static void test_destroy_with_a_manual_callback_in_flight(void)
     CHECK_EQ(state.started, 1);
 }
 
+/* An async callback that acts on its own runner at one key, then
+ * completes inline. */
+typedef enum async_action {
+    ASYNC_DESTROY,
+    ASYNC_STOP_DISCARD
+} async_action;
+
+typedef struct self_acting {
+    dfm_runner *runner;
+    async_action action;
+    int64_t trigger_key;
+    size_t started;
+    int status;
+} self_acting;
+
+static void self_acting_callback(const dfm_token *token,
+                                 dfm_completion *completion, void *user_data)
+{
+    self_acting *state = (self_acting *)user_data;
+
+    state->started++;
+    if (token_key(token) == state->trigger_key) {
+        if (state->action == ASYNC_DESTROY)
+            dfm_runner_destroy(state->runner);
+        else
+            state->status = dfm_runner_stop(state->runner, DFM_STOP_DISCARD);
+    }
+    dfm_complete(completion, 0);
+}
+
+static dfm_callbacks *self_acting_set(self_acting *state,
+                                      async_action action)
+{
+    dfm_callbacks *set = dfm_callbacks_create();
+
+    memset(state, 0, sizeof *state);
+    state->action = action;
+    state->trigger_key = 0;
+    state->status = -1;
+    CHECK_STATUS(dfm_callbacks_set_default_async(set, self_acting_callback,
+                                                 state),
+                 DFM_OK);
+    return set;
+}
+
+static void dispatch_tracked(dfm_runner *runner, tracked_object *objects,
+                             size_t count)
+{
+    dfm_token tokens[8];
+    size_t i;
+
+    for (i = 0; i < count && i < 8; i++)
+        tokens[i] = token_object("p", &objects[i]);
+    CHECK_STATUS(dfm_runner_dispatch(runner, tokens, count), DFM_OK);
+}
+
+static void test_destroy_inside_a_manual_async_callback_is_deferred(void)
+{
+    self_acting state;
+    dfm_callbacks *set = self_acting_set(&state, ASYNC_DESTROY);
+    tracked_object objects[4];
+
+    state.runner = manual_runner(set);
+    dfm_callbacks_destroy(set);
+    tracked_reset(objects, 4);
+    dispatch_tracked(state.runner, objects, 4);
+
+    /* The runner is gone once the pump returns; whether the rest of the
+     * snapshot ran before it went is the library's choice, but every
+     * payload is released exactly once. */
+    (void)dfm_process_pending_async(state.runner);
+    CHECK(state.started >= 1);
+    CHECK_EQ(tracked_count_released(objects, 4, 1), 4);
+}
+
+static void test_stop_discard_inside_an_async_callback(void)
+{
+    self_acting state;
+    dfm_callbacks *set = self_acting_set(&state, ASYNC_STOP_DISCARD);
+    tracked_object objects[4];
+    dfm_stats stats;
+    int pumps;
+
+    state.runner = manual_runner(set);
+    dfm_callbacks_destroy(set);
+    tracked_reset(objects, 4);
+    dispatch_tracked(state.runner, objects, 4);
+
+    for (pumps = 0; pumps < 5; pumps++)
+        CHECK_STATUS(dfm_process_pending_async(state.runner), DFM_OK);
+    CHECK_STATUS(state.status, DFM_OK);
+    CHECK_EQ(state.started, 1);
+    CHECK_EQ(tracked_count_released(objects, 4, 1), 4);
+    stats = stats_of(state.runner);
+    CHECK_EQ(stats.delivered, 1);
+    CHECK_EQ(stats.discarded, 3);
+    CHECK(stats_balance(&stats));
+    dfm_runner_destroy(state.runner);
+    CHECK_EQ(tracked_count_released(objects, 4, 1), 4);
+}
+
+static void test_stop_discard_with_a_callback_in_flight(void)
+{
+    async_state state;
+    dfm_runner *runner = async_manual(&state, NULL);
+    tracked_object objects[3];
+    dfm_stats stats;
+
+    tracked_reset(objects, 3);
+    dispatch_tracked(runner, objects, 3);
+    CHECK_STATUS(dfm_process_pending_async(runner), DFM_OK);
+    CHECK_EQ(state.started, 1);
+
+    CHECK_STATUS(dfm_runner_stop(runner, DFM_STOP_DISCARD), DFM_OK);
+    CHECK_EQ(tracked_releases(&objects[0]), 0);
+    CHECK_EQ(tracked_releases(&objects[1]), 1);
+    CHECK_EQ(tracked_releases(&objects[2]), 1);
+
+    dfm_complete(state.calls[0].completion, 0);
+    CHECK_STATUS(dfm_process_pending_async(runner), DFM_OK);
+    CHECK_EQ(tracked_count_released(objects, 3, 1), 3);
+    CHECK_EQ(state.started, 1);
+    stats = stats_of(runner);
+    CHECK_EQ(stats.delivered, 1);
+    CHECK_EQ(stats.discarded, 2);
+    CHECK(stats_balance(&stats));
+    dfm_runner_destroy(runner);
+}
+
 /* ---- Executor runners ------------------------------------------------ */
 
 static void test_an_executor_runner_delivers_in_order(void)
@@ -659,6 +793,28 @@ static void test_destroy_with_an_executor_callback_in_flight(void)
     executor_free(&executor);
 }
 
+static void test_destroy_inside_an_executor_callback_is_deferred(void)
+{
+    test_executor executor;
+    self_acting state;
+    dfm_callbacks *set = self_acting_set(&state, ASYNC_DESTROY);
+    dfm_executor host;
+    tracked_object objects[4];
+
+    executor_init(&executor, true);
+    host.post = test_post;
+    host.context = &executor;
+    state.runner = runner_from(dfm_executor_dispatcher_create(host), set);
+    dfm_callbacks_destroy(set);
+    tracked_reset(objects, 4);
+    dispatch_tracked(state.runner, objects, 4);
+
+    executor_run_all(&executor);
+    CHECK(state.started >= 1);
+    CHECK_EQ(tracked_count_released(objects, 4, 1), 4);
+    executor_free(&executor);
+}
+
 static void test_an_executor_that_never_runs_still_releases_on_destroy(void)
 {
     test_executor executor;
@@ -747,6 +903,9 @@ int main(void)
     RUN_TEST(test_complete_with_a_bad_handle_never_crashes);
     RUN_TEST(test_the_token_stays_valid_until_complete);
     RUN_TEST(test_destroy_with_a_manual_callback_in_flight);
+    RUN_TEST(test_destroy_inside_a_manual_async_callback_is_deferred);
+    RUN_TEST(test_stop_discard_inside_an_async_callback);
+    RUN_TEST(test_stop_discard_with_a_callback_in_flight);
     RUN_TEST(test_an_executor_runner_delivers_in_order);
     RUN_TEST(test_a_work_item_delivers_at_most_64_tokens);
     RUN_TEST(test_an_executor_runner_keeps_one_token_in_flight);
@@ -754,6 +913,7 @@ int main(void)
     RUN_TEST(test_pumps_on_an_executor_runner_are_wrong_kind);
     RUN_TEST(test_work_items_run_after_destroy_do_nothing);
     RUN_TEST(test_destroy_with_an_executor_callback_in_flight);
+    RUN_TEST(test_destroy_inside_an_executor_callback_is_deferred);
     RUN_TEST(test_an_executor_that_never_runs_still_releases_on_destroy);
     RUN_TEST(test_an_executor_runner_stops_like_the_others);
     RUN_TEST(test_an_executor_runner_without_callbacks_drops);
