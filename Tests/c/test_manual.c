@@ -293,6 +293,55 @@ static void test_has_pending_follows_the_queue(void)
     dfm_runner_destroy(runner);
 }
 
+typedef struct forwarder {
+    dfm_runner *targets[2];
+    int status[2];
+} forwarder;
+
+static int forward_callback(const dfm_token *token, void *user_data)
+{
+    forwarder *state = (forwarder *)user_data;
+
+    state->status[0] = dfm_runner_dispatch(state->targets[0], token, 1);
+    state->status[1] = dfm_runner_dispatch(state->targets[1], token, 1);
+    return 0;
+}
+
+static void test_a_callback_may_dispatch_to_other_runners(void)
+{
+    forwarder state;
+    recorder on_manual;
+    recorder on_direct;
+    dfm_callbacks *set;
+    dfm_runner *source;
+    dfm_token token = token_int("p", 5);
+
+    recorder_reset(&on_manual);
+    recorder_reset(&on_direct);
+    set = callbacks_default(recorder_callback, &on_manual, NULL);
+    state.targets[0] = manual_runner(set);
+    dfm_callbacks_destroy(set);
+    set = callbacks_default(recorder_callback, &on_direct, NULL);
+    state.targets[1] = direct_runner(set);
+    dfm_callbacks_destroy(set);
+    set = callbacks_default(forward_callback, &state, NULL);
+    source = manual_runner(set);
+    dfm_callbacks_destroy(set);
+
+    CHECK_STATUS(dfm_runner_dispatch(source, &token, 1), DFM_OK);
+    CHECK_STATUS(dfm_process_pending(source), DFM_OK);
+    CHECK_STATUS(state.status[0], DFM_OK);
+    CHECK_STATUS(state.status[1], DFM_OK);
+    CHECK_EQ(on_direct.count, 1);
+    CHECK_STATUS(dfm_process_pending(state.targets[0]), DFM_OK);
+    CHECK_EQ(on_manual.count, 1);
+    CHECK_EQ(on_manual.keys[0], 5);
+
+    dfm_runner_destroy(source);
+    dfm_runner_destroy(state.targets[0]);
+    dfm_runner_destroy(state.targets[1]);
+}
+
 /* ---- Failures and kinds ---------------------------------------------- */
 
 static void test_a_failing_callback_does_not_stop_the_others(void)
@@ -1210,6 +1259,56 @@ static void test_stop_wakes_a_blocked_producer_with_closed(void)
     CHECK_EQ(tracked_releases(&objects[1]), 0);
 }
 
+typedef struct batch_producer {
+    dfm_runner *runner;
+    dfm_token tokens[3];
+    int status;
+    int done;
+} batch_producer;
+
+static void *produce_batch(void *argument)
+{
+    batch_producer *state = (batch_producer *)argument;
+
+    state->status = dfm_runner_dispatch(state->runner, state->tokens, 3);
+    __atomic_store_n(&state->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_a_block_queue_refuses_a_batch_that_can_never_fit(void)
+{
+    tracked_object objects[3];
+    batch_producer state;
+    pthread_t thread;
+    size_t i;
+    int waited;
+
+    tracked_reset(objects, 3);
+    memset(&state, 0, sizeof state);
+    state.runner = bounded_runner(2, DFM_OVERFLOW_BLOCK, 0, NULL);
+    CHECK_STATUS(dfm_process_pending(state.runner), DFM_OK);
+    for (i = 0; i < 3; i++)
+        state.tokens[i] = token_object("p", &objects[i]);
+
+    /* Three tokens never fit in two places: waiting would be forever. */
+    if (!CHECK(pthread_create(&thread, NULL, produce_batch, &state) == 0))
+        return;
+    for (waited = 0; waited < 2000; waited += 10) {
+        if (__atomic_load_n(&state.done, __ATOMIC_SEQ_CST))
+            break;
+        sleep_ms(10);
+    }
+    CHECK(__atomic_load_n(&state.done, __ATOMIC_SEQ_CST));
+    if (!__atomic_load_n(&state.done, __ATOMIC_SEQ_CST))
+        (void)dfm_runner_stop(state.runner, DFM_STOP_DRAIN);
+    pthread_join(thread, NULL);
+
+    CHECK_STATUS(state.status, DFM_ERR_QUEUE_FULL);
+    CHECK(!dfm_has_pending(state.runner));
+    dfm_runner_destroy(state.runner);
+    CHECK_EQ(tracked_count_released(objects, 3, 0), 3);
+}
+
 static void test_drop_oldest_discards_the_oldest_pending_tokens(void)
 {
     enum { COUNT = 15 };
@@ -1459,6 +1558,7 @@ int main(void)
     RUN_TEST(test_a_pump_delivers_only_what_was_pending_when_called);
     RUN_TEST(test_tokens_are_delivered_in_dispatch_order);
     RUN_TEST(test_has_pending_follows_the_queue);
+    RUN_TEST(test_a_callback_may_dispatch_to_other_runners);
     RUN_TEST(test_a_failing_callback_does_not_stop_the_others);
     RUN_TEST(test_each_pump_refuses_the_other_kind);
     RUN_TEST(test_without_callbacks_both_pumps_drain);
@@ -1486,6 +1586,7 @@ int main(void)
     RUN_TEST(test_a_full_block_queue_times_out);
     RUN_TEST(test_blocking_on_the_owner_thread_is_wrong_thread);
     RUN_TEST(test_stop_wakes_a_blocked_producer_with_closed);
+    RUN_TEST(test_a_block_queue_refuses_a_batch_that_can_never_fit);
     RUN_TEST(test_drop_oldest_discards_the_oldest_pending_tokens);
     RUN_TEST(test_the_wake_fd_is_minus_one_unless_enabled);
     RUN_TEST(test_the_wake_fd_is_readable_while_tokens_are_pending);
