@@ -38,13 +38,13 @@ final class RouteTable: @unchecked Sendable {
 
     private let shapes: [ShapedFunction]
     private let names: UnsafeMutablePointer<CChar>
-    private let hashes: UnsafeMutablePointer<UInt64>
-    private let buckets: UnsafeMutablePointer<UInt16>
-    private let bucketMask: Int
+    let hashes: UnsafeMutablePointer<UInt64>
+    let buckets: UnsafeMutablePointer<UInt16>
+    let bucketMask: Int
 
     /// Tables with more places than this use the hash index; fewer are
     /// scanned, which is faster for the handful of places a pipeline has.
-    private static let linearScanLimit = 8
+    static let linearScanLimit = 8
     static let maximumPlaces = 65_000
     static let noBucket = UInt16.max
 
@@ -83,7 +83,7 @@ final class RouteTable: @unchecked Sendable {
             entry.placeLength = length
             (entries + index).initialize(to: entry)
 
-            let hash = RouteTable.hash(UnsafeRawPointer(copy), length)
+            let hash = RouteIndex.hash(UnsafeRawPointer(copy), length)
             hashes[index] = hash
             var bucket = Int(truncatingIfNeeded: hash) & bucketMask
             while buckets[bucket] != RouteTable.noBucket { bucket = (bucket + 1) & bucketMask }
@@ -135,12 +135,57 @@ final class RouteTable: @unchecked Sendable {
         return entry
     }
 
+    /// The plain-data view the hot paths use.
+    var index: RouteIndex {
+        RouteIndex(
+            entries: entries, placeCount: placeCount, hashes: hashes, buckets: buckets,
+            bucketMask: bucketMask)
+    }
+}
+
+/// The route table as plain pointers: copied into each runner so that
+/// routing a token touches no reference count.  Valid while its RouteTable
+/// lives (the runner keeps it).
+struct RouteIndex: @unchecked Sendable {
+    let entries: UnsafeMutablePointer<RouteEntry>
+    let placeCount: Int
+    let hashes: UnsafeMutablePointer<UInt64>
+    let buckets: UnsafeMutablePointer<UInt16>
+    let bucketMask: Int
+
     /// The default route's index: used when no place matches.
     @inline(__always) var defaultIndex: UInt16 { UInt16(truncatingIfNeeded: placeCount) }
+
+    /// The index of the registered place equal to the C string `place`, or
+    /// -1.  Compares byte by byte and stops at the first difference, so it
+    /// never reads past the string's terminator; a match needs no UTF-8
+    /// check (registered names were checked).  Hash-indexed tables answer
+    /// -1 and leave the lookup to `route(_:_:)`.
+    @inline(__always)
+    func matchRegistered(_ place: UnsafePointer<CChar>) -> Int {
+        guard placeCount <= RouteTable.linearScanLimit else { return -1 }
+        let candidate = UnsafeRawPointer(place).assumingMemoryBound(to: UInt8.self)
+        let first = candidate[0]
+        var index = 0
+        while index < placeCount {
+            let entry = entries + index
+            let name = UnsafeRawPointer(entry.pointee.place.unsafelyUnwrapped)
+                .assumingMemoryBound(to: UInt8.self)
+            if name[0] == first {
+                let length = entry.pointee.placeLength
+                var offset = 1
+                while offset < length && candidate[offset] == name[offset] { offset &+= 1 }
+                if offset == length && candidate[length] == 0 { return index }
+            }
+            index &+= 1
+        }
+        return -1
+    }
 
     /// The route of a place given as bytes (not necessarily NUL-terminated).
     @inline(__always)
     func route(_ place: UnsafeRawPointer, _ length: Int) -> UInt16 {
+        if placeCount == 0 { return defaultIndex }
         if placeCount <= RouteTable.linearScanLimit {
             var index = 0
             while index < placeCount {
@@ -154,7 +199,7 @@ final class RouteTable: @unchecked Sendable {
             }
             return defaultIndex
         }
-        let hash = RouteTable.hash(place, length)
+        let hash = RouteIndex.hash(place, length)
         var bucket = Int(truncatingIfNeeded: hash) & bucketMask
         while true {
             let index = buckets[bucket]

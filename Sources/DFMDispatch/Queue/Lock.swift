@@ -4,9 +4,11 @@ import Glibc
 /// spill pools, drop-oldest queues).  No host code ever runs while one is
 /// held.
 ///
-/// Why not `Synchronization.Mutex`: its closures are checked as `sending`,
-/// which refuses the raw pointers these sections move around.
-final class Lock: @unchecked Sendable {
+/// A struct over a heap-allocated `pthread_mutex_t`, so that taking it costs
+/// no reference counting; its owner calls `destroy()` once.  Not
+/// `Synchronization.Mutex`: its closures are checked as `sending`, which
+/// refuses the raw pointers these sections move around.
+struct Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     init() {
@@ -14,7 +16,7 @@ final class Lock: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
     }
 
-    deinit {
+    func destroy() {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }

@@ -23,7 +23,10 @@ import Glibc
 /// entry; a producer reads `head` (acquire) before it decides that a
 /// directory entry is free, so it never sees a segment that is being
 /// recycled.
-final class SlotQueue: @unchecked Sendable {
+///
+/// A struct of pointers to heap state: copies share the queue, no method
+/// touches a reference count, and the owner calls `destroy()` once.
+struct SlotQueue: @unchecked Sendable {
     static let slotsPerSegment: UInt64 = 512
     static let segmentHeader = 128
     static let segmentBytes = segmentHeader + Int(slotsPerSegment) * Slot.size
@@ -55,17 +58,26 @@ final class SlotQueue: @unchecked Sendable {
     let bounded: Bool
 
     private let poolLock = Lock()
-    private var pool = SegmentPool()
+    private let pool: UnsafeMutablePointer<SegmentPool>
     let spill = SpillPool()
 
-    // Consumer state: touched only by the thread that holds the consumer
-    // role (see RunnerCore), so it needs no synchronisation of its own.
-    private(set) var position: UInt64 = 0
-    private var segment: UnsafeMutableRawPointer? = nil
-    private var segmentNumber: UInt64 = .max
+    /// Consumer state: touched only by the thread that holds the consumer
+    /// role (see RunnerCore), so it needs no synchronisation of its own.
+    private struct Consumer {
+        var position: UInt64 = 0
+        var segment: UnsafeMutableRawPointer? = nil
+        var segmentNumber: UInt64 = .max
+    }
+
+    private let consumer: UnsafeMutablePointer<Consumer>
+
+    /// The consumer position: the index of the next token to deliver.
+    var position: UInt64 { consumer.pointee.position }
 
     /// `capacity` 0 means unbounded (up to what the directory addresses).
     init?(capacity: Int) {
+        // (Allocation failures below leave the small state blocks to the
+        // process: they are only possible when memory is already gone.)
         let perSegment = Int(SlotQueue.slotsPerSegment)
         var entries = 16
         if capacity == 0 {
@@ -82,6 +94,10 @@ final class SlotQueue: @unchecked Sendable {
         }
         memset(words, 0, 256)
         self.words = words
+        self.pool = .allocate(capacity: 1)
+        self.pool.initialize(to: SegmentPool())
+        self.consumer = .allocate(capacity: 1)
+        self.consumer.initialize(to: Consumer())
         self.directory = directory.assumingMemoryBound(to: UInt64.self)
         self.directoryMask = UInt64(entries - 1)
         self.bounded = capacity != 0
@@ -89,14 +105,19 @@ final class SlotQueue: @unchecked Sendable {
         cdfm_store_relaxed(armedWord, 1)
     }
 
-    deinit {
-        var freed = Set<UInt64>()
+    /// Frees every segment and the queue's state.  The owner calls it once,
+    /// when no thread can touch the queue any more.
+    func destroy() {
         for index in 0...Int(directoryMask) where directory[index] != 0 {
-            if freed.insert(directory[index]).inserted {
-                Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(directory[index])))
-            }
+            Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(directory[index])))
         }
-        pool.freeAll()
+        pool.pointee.freeAll()
+        pool.deinitialize(count: 1)
+        pool.deallocate()
+        consumer.deinitialize(count: 1)
+        consumer.deallocate()
+        poolLock.destroy()
+        spill.destroy()
         Glibc.free(directory)
         Glibc.free(words)
     }
@@ -151,7 +172,7 @@ final class SlotQueue: @unchecked Sendable {
     }
 
     private func install(_ number: UInt64) -> Bool {
-        guard let fresh = poolLock.withLock({ pool.take() }) else { return false }
+        guard let fresh = poolLock.withLock({ pool.pointee.take() }) else { return false }
         var expected: UInt64 = 0
         // Strong CAS, acquire-release: publishes the segment to whoever
         // loads the entry with acquire.  If another producer won, keep its
@@ -159,7 +180,7 @@ final class SlotQueue: @unchecked Sendable {
         if !cdfm_cas_strong(
             directory + Int(number & directoryMask), &expected, UInt64(UInt(bitPattern: fresh)))
         {
-            poolLock.withLock { pool.give(fresh) }
+            poolLock.withLock { pool.pointee.give(fresh) }
         }
         return true
     }
@@ -214,16 +235,17 @@ final class SlotQueue: @unchecked Sendable {
     /// The slot at the consumer position if its token is fully written.
     @inline(__always)
     func peek() -> UnsafeMutableRawPointer? {
+        let position = consumer.pointee.position
         let number = position / SlotQueue.slotsPerSegment
-        if number != segmentNumber {
+        if number != consumer.pointee.segmentNumber {
             // Acquire: see the segment's memory as its installer left it.
             let entry = cdfm_load_acquire(directory + Int(number & directoryMask))
             guard entry != 0 else { return nil }
-            segment = UnsafeMutableRawPointer(bitPattern: UInt(entry))
-            segmentNumber = number
+            consumer.pointee.segment = UnsafeMutableRawPointer(bitPattern: UInt(entry))
+            consumer.pointee.segmentNumber = number
         }
         let slot =
-            segment.unsafelyUnwrapped + SlotQueue.segmentHeader
+            consumer.pointee.segment.unsafelyUnwrapped + SlotQueue.segmentHeader
             + Int(position % SlotQueue.slotsPerSegment) * Slot.size
         // Acquire: pairs with the producer's release in publish().
         guard cdfm_load_acquire(slot.assumingMemoryBound(to: UInt64.self)) == position &+ 1 else {
@@ -235,18 +257,20 @@ final class SlotQueue: @unchecked Sendable {
     /// Moves past the slot returned by peek(); retires a finished segment.
     @inline(__always)
     func advance() {
-        position &+= 1
-        if position % SlotQueue.slotsPerSegment == 0 { retireSegment() }
+        consumer.pointee.position &+= 1
+        if consumer.pointee.position % SlotQueue.slotsPerSegment == 0 { retireSegment() }
     }
 
     private func retireSegment() {
-        let number = position / SlotQueue.slotsPerSegment - 1
+        let number = consumer.pointee.position / SlotQueue.slotsPerSegment - 1
         // Release: ordered before the head store that lets producers reuse
         // the entry (see the type's comment).
         cdfm_store_release(directory + Int(number & directoryMask), 0)
-        if let segment { poolLock.withLock { pool.give(segment) } }
-        segment = nil
-        segmentNumber = .max
+        if let segment = consumer.pointee.segment {
+            poolLock.withLock { pool.pointee.give(segment) }
+        }
+        consumer.pointee.segment = nil
+        consumer.pointee.segmentNumber = .max
     }
 
     /// Tells producers how far the consumer got (frees room in a bounded
@@ -255,7 +279,7 @@ final class SlotQueue: @unchecked Sendable {
     @discardableResult
     func publishHead() -> Bool {
         // Release: after the directory entries retired above.
-        cdfm_store_release(headWord, position)
+        cdfm_store_release(headWord, consumer.pointee.position)
         guard bounded else { return false }
         // Dekker with a waiting producer: it increments `waiters` (seq_cst)
         // and then re-reads head; we store head and then read waiters.  The

@@ -6,19 +6,29 @@ import Glibc
 ///
 /// Classes hold 256 B, 1 KiB, 4 KiB, 16 KiB and 64 KiB; a larger token gets
 /// a buffer of its own from malloc, freed after delivery.  The lock is taken
-/// once per spilled token, never while host code runs.
-final class SpillPool: @unchecked Sendable {
+/// once per spilled token, never while host code runs.  A struct over heap
+/// state: copies share it, and the owner calls `destroy()` once.
+struct SpillPool: @unchecked Sendable {
     private static let classCount = 5
     private static let largeClass: UInt64 = 255
     /// Buffers kept per class; more are freed.
     private static let keptPerClass = 64
 
     private let lock = Lock()
-    private var free: [[UnsafeMutableRawPointer]] = Array(
-        repeating: [], count: SpillPool.classCount)
+    private let free: UnsafeMutablePointer<[UnsafeMutableRawPointer]>
 
-    deinit {
-        for list in free { for buffer in list { Glibc.free(buffer) } }
+    init() {
+        free = .allocate(capacity: SpillPool.classCount)
+        free.initialize(repeating: [], count: SpillPool.classCount)
+    }
+
+    func destroy() {
+        for sizeClass in 0..<SpillPool.classCount {
+            for buffer in free[sizeClass] { Glibc.free(buffer) }
+        }
+        free.deinitialize(count: SpillPool.classCount)
+        free.deallocate()
+        lock.destroy()
     }
 
     private static func sizeClass(for bytes: Int) -> Int? {
@@ -47,14 +57,14 @@ final class SpillPool: @unchecked Sendable {
     }
 
     func give(_ buffer: UnsafeMutableRawPointer) {
-        let sizeClass = buffer.load(fromByteOffset: SpillHeader.sizeClass, as: UInt64.self)
-        if sizeClass == SpillPool.largeClass {
+        let sizeClass = Int(buffer.load(fromByteOffset: SpillHeader.sizeClass, as: UInt64.self))
+        if sizeClass == Int(SpillPool.largeClass) {
             Glibc.free(buffer)
             return
         }
         let kept = lock.withLock { () -> Bool in
-            guard free[Int(sizeClass)].count < SpillPool.keptPerClass else { return false }
-            free[Int(sizeClass)].append(buffer)
+            guard free[sizeClass].count < SpillPool.keptPerClass else { return false }
+            free[sizeClass].append(buffer)
             return true
         }
         if !kept { Glibc.free(buffer) }

@@ -78,18 +78,79 @@ enum TokenCodec {
     /// well formed, else a message naming the field.
     @inline(__always)
     static func check(
-        _ token: UnsafePointer<dfm_token>, routes: RouteTable, into shape: inout TokenShape
+        _ token: UnsafePointer<dfm_token>, routes: RouteIndex, into shape: inout TokenShape
+    ) -> String? {
+        if measure(token, routes: routes, into: &shape) { return nil }
+        return diagnose(token, routes: routes, into: &shape) ?? "the token is malformed"
+    }
+
+    /// The hot path of `check`: true when the token is well formed, with
+    /// its shape measured.
+    @inline(__always)
+    static func measure(
+        _ token: UnsafePointer<dfm_token>, routes: RouteIndex, into shape: inout TokenShape
+    ) -> Bool {
+        guard let site = token.pointee.source_site else { return false }
+        let siteLength = UTF8Check.cStringLength(site)
+        guard siteLength >= 0, let place = token.pointee.target_place else { return false }
+        shape.siteLength = siteLength
+        let registered = routes.matchRegistered(place)
+        if registered >= 0 {
+            shape.placeLength = routes.entries[registered].placeLength
+            shape.route = UInt16(truncatingIfNeeded: registered)
+            shape.placeInterned = true
+        } else {
+            let placeLength = UTF8Check.cStringLength(place)
+            guard placeLength >= 0 else { return false }
+            shape.placeLength = placeLength
+            shape.route = routes.route(place, placeLength)
+            shape.placeInterned = Int(shape.route) < routes.placeCount
+        }
+
+        let nodeKind = token.pointee.source_node.kind
+        if nodeKind == DFM_NODE_NAME {
+            guard let name = token.pointee.source_node.name else { return false }
+            let nameLength = UTF8Check.cStringLength(name)
+            guard nameLength >= 0 else { return false }
+            shape.nameLength = nameLength &+ 1
+        } else {
+            guard nodeKind.rawValue <= DFM_NODE_INT.rawValue else { return false }
+            shape.nameLength = 0
+        }
+
+        let depth = token.pointee.frame.depth
+        if depth != 0 {
+            guard !token.pointee.frame.is_stop, token.pointee.frame.levels != nil,
+                depth <= 1 << 24
+            else { return false }
+        }
+        return checkValue(token.pointee.data, into: &shape) == nil
+    }
+
+    /// The slow path of `check`: says what is wrong with a token that
+    /// `measure` refused.  Kept out of line so that the hot path carries no
+    /// message-building code.
+    @inline(never)
+    static func diagnose(
+        _ token: UnsafePointer<dfm_token>, routes: RouteIndex, into shape: inout TokenShape
     ) -> String? {
         guard let site = token.pointee.source_site else { return "source_site is NULL" }
         let siteLength = UTF8Check.cStringLength(site)
         if siteLength < 0 { return badUTF8("source_site", site, -siteLength - 1) }
         guard let place = token.pointee.target_place else { return "target_place is NULL" }
-        let placeLength = UTF8Check.cStringLength(place)
-        if placeLength < 0 { return badUTF8("target_place", place, -placeLength - 1) }
         shape.siteLength = siteLength
-        shape.placeLength = placeLength
-        shape.route = routes.route(place, placeLength)
-        shape.placeInterned = Int(shape.route) < routes.placeCount
+        let registered = routes.matchRegistered(place)
+        if registered >= 0 {
+            shape.placeLength = routes.entries[registered].placeLength
+            shape.route = UInt16(truncatingIfNeeded: registered)
+            shape.placeInterned = true
+        } else {
+            let placeLength = UTF8Check.cStringLength(place)
+            if placeLength < 0 { return badUTF8("target_place", place, -placeLength - 1) }
+            shape.placeLength = placeLength
+            shape.route = routes.route(place, placeLength)
+            shape.placeInterned = Int(shape.route) < routes.placeCount
+        }
 
         switch token.pointee.source_node.kind {
         case DFM_NODE_NONE, DFM_NODE_INT:
@@ -227,13 +288,13 @@ enum TokenCodec {
         slot.storeBytes(of: flags, toByteOffset: Slot.flags, as: UInt8.self)
 
         if depth > 0 {
-            memcpy(blob, token.pointee.frame.levels, depth &* 8)
+            copy(blob, token.pointee.frame.levels, depth &* 8)
             blob += depth &* 8
         }
-        memcpy(blob, token.pointee.source_site, shape.siteLength &+ 1)
+        copy(blob, token.pointee.source_site, shape.siteLength &+ 1)
         blob += shape.siteLength &+ 1
         if !shape.placeInterned {
-            memcpy(blob, token.pointee.target_place, shape.placeLength &+ 1)
+            copy(blob, token.pointee.target_place, shape.placeLength &+ 1)
             blob += shape.placeLength &+ 1
         }
 
@@ -280,13 +341,36 @@ enum TokenCodec {
         }
     }
 
+    /// Copies `count` bytes; short runs inline, long ones through memcpy
+    /// (a call costs more than copying a site name or two frame levels).
+    @inline(__always)
+    static func copy(_ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer?, _ count: Int) {
+        guard count > 32 else {
+            var offset = 0
+            while offset &+ 8 <= count {
+                target.storeBytes(
+                    of: source.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt64.self),
+                    toByteOffset: offset, as: UInt64.self)
+                offset &+= 8
+            }
+            while offset < count {
+                target.storeBytes(
+                    of: source.unsafelyUnwrapped.load(fromByteOffset: offset, as: UInt8.self),
+                    toByteOffset: offset, as: UInt8.self)
+                offset &+= 1
+            }
+            return
+        }
+        memcpy(target, source.unsafelyUnwrapped, count)
+    }
+
     // MARK: Reading
 
     /// Builds the C view of a stored token.  Pointers point into the slot or
     /// its spill buffer, so the view lives as long as the slot does.
     @inline(__always)
     static func read(
-        _ slot: UnsafeRawPointer, routes: RouteTable, into token: inout dfm_token
+        _ slot: UnsafeRawPointer, routes: RouteIndex, into token: inout dfm_token
     ) {
         let flags = slot.load(fromByteOffset: Slot.flags, as: UInt8.self)
         let depth: Int

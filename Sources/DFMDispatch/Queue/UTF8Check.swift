@@ -5,20 +5,55 @@
 enum UTF8Check {
     /// The length of a NUL-terminated string if it is valid UTF-8, else
     /// `-(offset + 1)` of the first bad byte.
+    ///
+    /// ASCII strings are scanned eight bytes at a time with aligned loads.
+    /// An aligned word never crosses a page, so reading the bytes of the
+    /// last word that lie past the terminator cannot fault (the technique
+    /// of C library strlen); those bytes never affect the result.
     @inline(__always)
     static func cStringLength(_ string: UnsafePointer<CChar>) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let start = UInt(bitPattern: string)
+        var address = start & ~7
+        // Bytes before the string's first byte count as ASCII non-zero.
+        let skipped = (start & 7) &* 8
+        let prefix = skipped == 0 ? 0 : ones & ((1 << UInt64(skipped)) &- 1)
+        var word = UnsafeRawPointer(bitPattern: address).unsafelyUnwrapped.load(as: UInt64.self)
+            | prefix
+        while true {
+            let zeros = (word &- ones) & ~word & highs
+            let high = word & highs
+            if zeros != 0 {
+                let zeroBit = UInt64(zeros.trailingZeroBitCount)
+                // Only high bits below the first zero byte belong to the
+                // string (the zero test is exact for its lowest match).
+                if zeroBit == 7 || high & ((1 << (zeroBit &- 7)) &- 1) == 0 {
+                    return Int(address &+ UInt(zeroBit >> 3) &- start)
+                }
+                return slowCStringLength(string)
+            }
+            if high != 0 { return slowCStringLength(string) }
+            address &+= 8
+            word = UnsafeRawPointer(bitPattern: address).unsafelyUnwrapped.load(as: UInt64.self)
+        }
+    }
+
+    /// Byte by byte, for strings that are not pure ASCII.
+    @inline(never)
+    static func slowCStringLength(_ string: UnsafePointer<CChar>) -> Int {
         let bytes = UnsafeRawPointer(string).assumingMemoryBound(to: UInt8.self)
         var index = 0
         while true {
             let byte = bytes[index]
             if byte == 0 { return index }
             if byte < 0x80 {
-                index += 1
+                index &+= 1
                 continue
             }
             let width = sequenceWidth(bytes + index, limit: Int.max)
-            if width <= 0 { return -(index + 1) }
-            index += width
+            if width <= 0 { return -(index &+ 1) }
+            index &+= width
         }
     }
 

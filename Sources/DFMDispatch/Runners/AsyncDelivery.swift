@@ -27,8 +27,7 @@ extension RunnerCore {
     func drainAsync(limit: Int, end: UInt64, _ result: inout PumpResult, _ dropped: inout Int)
         -> DrainEnd
     {
-        let queue = self.queue.unsafelyUnwrapped
-        var started = 0
+                var started = 0
         while true {
             switch finishInFlight(&result) {
             case .stillRunning: return .waiting
@@ -83,9 +82,9 @@ extension RunnerCore {
 
     /// Calls the async callback of the token in `inFlightSlot`.
     private func startInFlight(_ dropped: inout Int) {
-        TokenCodec.read(inFlightSlot, routes: routes, into: &inFlightView.pointee)
+        TokenCodec.read(inFlightSlot, routes: routeIndex, into: &inFlightView.pointee)
         let route = inFlightSlot.load(fromByteOffset: Slot.route, as: UInt16.self)
-        let entry = routes.entries + Int(route)
+        let entry = routeIndex.entries + Int(route)
         guard entry.pointee.kind == .cAsync, let callback = entry.pointee.asyncFunction else {
             // No callback for this place (a set with no callbacks, or only
             // places that did not match): dropped.
@@ -176,8 +175,7 @@ extension RunnerCore {
 
         resetWakeFD()
         reportLateCompletions()
-        let queue = self.queue.unsafelyUnwrapped
-        let end = queue.snapshotEnd()
+                let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         var dropped = 0
         let ending = drainAsync(limit: Int.max, end: end, &result, &dropped)
@@ -230,8 +228,7 @@ extension RunnerCore {
             return
         }
         reportLateCompletions()
-        let queue = self.queue.unsafelyUnwrapped
-        noteHighWater(queue.snapshotEnd() &- queue.position)
+                noteHighWater(queue.snapshotEnd() &- queue.position)
         var result = PumpResult(delivered: 0, failed: 0, pending: 0)
         var dropped = 0
         let previous = cdfm_get_current_runner()

@@ -12,7 +12,7 @@ extension RunnerCore {
     /// Calls the token's sync callback on this thread.
     @inline(__always)
     func deliverSync(_ token: UnsafePointer<dfm_token>, route: UInt16) -> Outcome {
-        let entry = routes.entries + Int(route)
+        let entry = routeIndex.entries + Int(route)
         switch entry.pointee.kind {
         case .c:
             let result = entry.pointee.syncFunction.unsafelyUnwrapped(token, entry.pointee.user)

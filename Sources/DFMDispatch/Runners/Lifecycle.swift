@@ -15,11 +15,11 @@ extension RunnerCore {
         // Seq_cst store: a direct dispatch that starts after stop returns
         // sees it (relaxed load there; best effort for calls racing stop).
         cdfm_store_seq_cst(word(Word.closed), 1)
-        if let queue {
+        if self.mode != .direct {
             queue.close()
             wakeBlockedProducers()
         }
-        if mode == .discard && queue != nil {
+        if mode == .discard && self.mode != .direct {
             cdfm_fetch_or_seq_cst(word(Word.requests), RunnerCore.requestDiscard)
             runRequests()
         }
@@ -45,9 +45,9 @@ extension RunnerCore {
     func runRequests() {
         while cdfm_load_seq_cst(word(Word.requests)) != 0 {
             if cdfm_get_current_runner() == selfPointer { return }
-            if queue != nil && !acquireConsumer() { return }
+            if mode != .direct && !acquireConsumer() { return }
             let requests = cdfm_exchange_seq_cst(word(Word.requests), 0)
-            if queue != nil {
+            if mode != .direct {
                 if requests & (RunnerCore.requestDiscard | RunnerCore.requestDestroy) != 0 {
                     discardPending()
                 }
@@ -64,8 +64,7 @@ extension RunnerCore {
     /// closed, so its tail is final; a producer still writing a slot it
     /// reserved before the close finishes in moments, and we wait for it.
     private func discardPending() {
-        let queue = self.queue.unsafelyUnwrapped
-        var releases: [ObjectRelease] = []
+                var releases: [ObjectRelease] = []
         var discarded = 0
         withQueueLock {
             let end = queue.snapshotEnd()
@@ -97,7 +96,7 @@ extension RunnerCore {
 
     // MARK: Queries
 
-    var hasPending: Bool { (queue?.pendingCount ?? 0) > 0 }
+    var hasPending: Bool { mode != .direct && queue.pendingCount > 0 }
 
     func stats() -> RunnerStats {
         let delivered = cdfm_load_relaxed(word(Word.delivered))
@@ -105,7 +104,7 @@ extension RunnerCore {
         let dropped = cdfm_load_relaxed(word(Word.dropped))
         let discarded = cdfm_load_relaxed(word(Word.discarded))
         let rejected = cdfm_load_relaxed(word(Word.rejected))
-        guard let queue else {
+        guard mode != .direct else {
             return RunnerStats(
                 dispatched: delivered &+ failed &+ dropped, delivered: delivered, failed: failed,
                 dropped: dropped, discarded: discarded, rejected: rejected, pending: 0,
@@ -127,8 +126,7 @@ extension RunnerCore {
     /// `processPending() async`.
     func swiftDrain() async {
         guard acquireConsumer() else { return }
-        let queue = self.queue.unsafelyUnwrapped
-        let end = queue.snapshotEnd()
+                let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         var delivered = 0
         var failed = 0
@@ -143,8 +141,8 @@ extension RunnerCore {
                 return true
             }
             guard taken else { break }
-            TokenCodec.read(inFlightSlot, routes: routes, into: &inFlightView.pointee)
-            let entry = routes.entries[Int(inFlightSlot.load(fromByteOffset: Slot.route, as: UInt16.self))]
+            TokenCodec.read(inFlightSlot, routes: routeIndex, into: &inFlightView.pointee)
+            let entry = routeIndex.entries[Int(inFlightSlot.load(fromByteOffset: Slot.route, as: UInt16.self))]
             if entry.kind == .swiftAsync,
                 case .async(let callback) = routes.swiftCallbacks[entry.swiftIndex].body
             {

@@ -12,7 +12,7 @@ extension RunnerCore {
         }
         var shape = TokenShape()
         for index in 0..<count {
-            if let problem = TokenCodec.check(tokens + index, routes: routes, into: &shape) {
+            if let problem = TokenCodec.check(tokens + index, routes: routeIndex, into: &shape) {
                 return DFMError(.invalidArgument, "token \(index): \(problem)")
             }
         }
@@ -25,7 +25,7 @@ extension RunnerCore {
         for index in 0..<count {
             let token = tokens + index
             // For a batch of one, pass 1 already measured this token.
-            if count > 1 { _ = TokenCodec.check(token, routes: routes, into: &shape) }
+            if count > 1 { _ = TokenCodec.check(token, routes: routeIndex, into: &shape) }
             let outcome = deliverDirect(token, route: shape.route)
             switch outcome {
             case .delivered: delivered &+= 1
@@ -53,9 +53,20 @@ extension RunnerCore {
     }
 
     /// Delivers the caller's own token, normalised to what every callback
-    /// is promised: NULL levels at depth 0 and NUL-terminated text.
+    /// is promised: NULL levels at depth 0 and NUL-terminated text.  Most
+    /// tokens need no change and are passed as they are.
     @inline(__always)
     private func deliverDirect(_ token: UnsafePointer<dfm_token>, route: UInt16) -> Outcome {
+        let kind = token.pointee.data.kind
+        let isText = kind == DFM_VALUE_STRING || kind == DFM_VALUE_JSON || kind == DFM_VALUE_ERROR
+        if !isText && (token.pointee.frame.depth != 0 || token.pointee.frame.levels == nil) {
+            return deliverSync(token, route: route)
+        }
+        return deliverNormalised(token, route: route)
+    }
+
+    @inline(never)
+    private func deliverNormalised(_ token: UnsafePointer<dfm_token>, route: UInt16) -> Outcome {
         var view = token.pointee
         if view.frame.depth == 0 { view.frame.levels = nil }
         switch view.data.kind {
@@ -89,8 +100,7 @@ extension RunnerCore {
         guard acquireConsumer() else { return (result, busyElsewhere(operation)) }
 
         resetWakeFD()
-        let queue = self.queue.unsafelyUnwrapped
-        let end = queue.snapshotEnd()
+                let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         let deadline = maxNanoseconds > 0 ? cdfm_now_ns() &+ maxNanoseconds : 0
         let previous = cdfm_get_current_runner()
@@ -130,13 +140,12 @@ extension RunnerCore {
         end: UInt64, maxTokens: Int, deadline: UInt64, _ result: inout PumpResult,
         _ dropped: inout Int
     ) {
-        let queue = self.queue.unsafelyUnwrapped
-        var view = dfm_token()
+                var view = dfm_token()
         var handled = 0
         while queue.position < end {
             if cdfm_load_relaxed(word(Word.requests)) & RunnerCore.requestDiscard != 0 { break }
             guard let slot = queue.peek() else { break }
-            TokenCodec.read(slot, routes: routes, into: &view)
+            TokenCodec.read(slot, routes: routeIndex, into: &view)
             let route = slot.load(fromByteOffset: Slot.route, as: UInt16.self)
             switch deliverSync(&view, route: route) {
             case .delivered: result.delivered &+= 1
@@ -173,7 +182,7 @@ extension RunnerCore {
             if taken == 0 { break }
             for index in 0..<taken {
                 let slot = chunkBase + index * Slot.size
-                TokenCodec.read(slot, routes: routes, into: &view)
+                TokenCodec.read(slot, routes: routeIndex, into: &view)
                 let route = slot.load(fromByteOffset: Slot.route, as: UInt16.self)
                 switch deliverSync(&view, route: route) {
                 case .delivered: result.delivered &+= 1

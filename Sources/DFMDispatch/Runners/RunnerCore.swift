@@ -25,8 +25,13 @@ final class RunnerCore: @unchecked Sendable {
     }
 
     let mode: Mode
-    let routes: RouteTable
-    let queue: SlotQueue?
+    // The hot paths reach the route table and the queue through unowned
+    // (unsafe) references: no reference counting per token.  The strong
+    // references below keep both alive as long as the runner.
+    unowned(unsafe) let routes: RouteTable
+    let queue: SlotQueue
+    let routeIndex: RouteIndex
+    private let routesStorage: RouteTable
     let settings: QueueSettings
     let executor: ExecutorTarget?
     let wakeFD: Int32
@@ -55,18 +60,18 @@ final class RunnerCore: @unchecked Sendable {
         executor: ExecutorTarget? = nil
     ) throws(DFMError) {
         self.mode = mode
+        self.routesStorage = routes
         self.routes = routes
+        self.routeIndex = routes.index
         self.settings = settings
         self.executor = executor
 
-        if mode == .direct {
-            queue = nil
-        } else {
-            guard let queue = SlotQueue(capacity: settings.capacity) else {
-                throw DFMError(.noMemory, "could not allocate the runner's queue")
-            }
-            self.queue = queue
+        // A direct runner never queues; it gets the smallest queue so that
+        // the queue is never optional on the hot paths.
+        guard let queue = SlotQueue(capacity: mode == .direct ? 1 : settings.capacity) else {
+            throw DFMError(.noMemory, "could not allocate the runner's queue")
         }
+        self.queue = queue
         if settings.useWakeFD {
             let fd = cdfm_wake_fd_create()
             guard fd >= 0 else {
@@ -87,6 +92,7 @@ final class RunnerCore: @unchecked Sendable {
         } else {
             dropLock = nil
         }
+        signals = mode == .executor || settings.useWakeFD || settings.notify.isSet
         words = UnsafeMutableRawPointer.allocate(byteCount: Word.bytes, alignment: 64)
         words.initializeMemory(as: UInt64.self, repeating: 0, count: Word.bytes / 8)
         chunk = .allocate(byteCount: RunnerCore.chunkSlots * Slot.size, alignment: 64)
@@ -98,6 +104,8 @@ final class RunnerCore: @unchecked Sendable {
     }
 
     deinit {
+        queue.destroy()
+        dropLock?.destroy()
         cdfm_wake_fd_close(wakeFD)
         cdfm_waiter_destroy(waiter)
         words.deallocate()
@@ -149,24 +157,31 @@ final class RunnerCore: @unchecked Sendable {
     var isDestroyed: Bool { cdfm_load_relaxed(word(Word.destroyed)) != 0 }
 
     /// Whether producers must tell an idle consumer about new tokens.
-    @inline(__always)
-    var signals: Bool {
-        mode == .executor || wakeFD >= 0 || settings.notify.isSet
-    }
+    let signals: Bool
 
     // MARK: Dispatch
 
     /// Accepts a batch of C tokens, all or nothing.
     func dispatch(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
         if mode == .direct { return dispatchDirect(tokens, count: count) }
-        let queue = self.queue.unsafelyUnwrapped
+
+        // One token, small enough for its slot, into a queue without the
+        // drop lock: the common case, measured once and written at once.
+        var shape = TokenShape()
+        if count == 1 && dropLock == nil {
+            if let problem = TokenCodec.check(tokens, routes: routeIndex, into: &shape) {
+                return DFMError(.invalidArgument, "token 0: \(problem)")
+            }
+            if shape.fitsInline(depth: Int(tokens.pointee.frame.depth)) {
+                return enqueueOne(tokens, shape)
+            }
+        }
 
         // Pass 1: validate and measure.  A batch with one malformed token
         // is refused whole, before anything is reserved.
-        var shape = TokenShape()
         var spills = 0
         for index in 0..<count {
-            if let problem = TokenCodec.check(tokens + index, routes: routes, into: &shape) {
+            if let problem = TokenCodec.check(tokens + index, routes: routeIndex, into: &shape) {
                 return DFMError(.invalidArgument, "token \(index): \(problem)")
             }
             if !shape.fitsInline(depth: Int(tokens[index].frame.depth)) { spills += 1 }
@@ -178,7 +193,7 @@ final class RunnerCore: @unchecked Sendable {
         return withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: count) {
             buffers in
             for index in 0..<count {
-                _ = TokenCodec.check(tokens + index, routes: routes, into: &shape)
+                _ = TokenCodec.check(tokens + index, routes: routeIndex, into: &shape)
                 let depth = Int(tokens[index].frame.depth)
                 if shape.fitsInline(depth: depth) {
                     buffers[index] = nil
@@ -200,6 +215,18 @@ final class RunnerCore: @unchecked Sendable {
         }
     }
 
+    @inline(__always)
+    private func enqueueOne(_ token: UnsafePointer<dfm_token>, _ shape: TokenShape) -> DFMError? {
+        guard case .reserved(let index) = queue.reserve(1) else {
+            return enqueue(token, count: 1, spills: nil)
+        }
+        let slot = queue.slot(index)
+        TokenCodec.write(token, shape: shape, slot: slot, spill: nil)
+        queue.publish(slot, index: index)
+        if signals { signalIfArmed() }
+        return nil
+    }
+
     /// Pass 2: reserve, write, publish, signal.
     @inline(__always)
     private func enqueue(
@@ -216,8 +243,7 @@ final class RunnerCore: @unchecked Sendable {
             for (pointer, release) in releases { release(pointer) }
             return outcome
         }
-        let queue = self.queue.unsafelyUnwrapped
-        let total = UInt64(count)
+                let total = UInt64(count)
         var first: UInt64
         switch queue.reserve(total) {
         case .reserved(let index):
@@ -245,13 +271,12 @@ final class RunnerCore: @unchecked Sendable {
         _ tokens: UnsafePointer<dfm_token>, count: Int,
         spills: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, at first: UInt64
     ) {
-        let queue = self.queue.unsafelyUnwrapped
-        var shape = TokenShape()
+                var shape = TokenShape()
         for index in 0..<count {
             let token = tokens + index
             // Measured again instead of kept from pass 1: re-reading a few
             // short strings is cheaper than storing shapes for a batch.
-            _ = TokenCodec.check(token, routes: routes, into: &shape)
+            _ = TokenCodec.check(token, routes: routeIndex, into: &shape)
             let slot = queue.slot(first &+ UInt64(index))
             TokenCodec.write(token, shape: shape, slot: slot, spill: spills?[index])
             queue.publish(slot, index: first &+ UInt64(index))
@@ -260,8 +285,8 @@ final class RunnerCore: @unchecked Sendable {
     }
 
     private func fullMessage(pending: UInt64, count: Int) -> String {
-        let capacity = queue?.limit ?? 0
-        if queue?.bounded == true {
+        let capacity = queue.limit
+        if queue.bounded {
             return "the queue is full (capacity \(capacity) tokens, \(pending) pending); the batch "
                 + "of \(count) token(s) was refused"
         }
@@ -276,8 +301,7 @@ final class RunnerCore: @unchecked Sendable {
 
     /// DFM_OVERFLOW_BLOCK: wait until the consumer makes room.
     private func waitForRoom(count: UInt64, timeout: UInt64?) -> Result<UInt64, DFMError> {
-        let queue = self.queue.unsafelyUnwrapped
-        let me = cdfm_thread_id()
+                let me = cdfm_thread_id()
         if cdfm_load_relaxed(word(Word.owner)) == me || cdfm_get_current_runner() == selfPointer {
             return .failure(
                 refuse(
@@ -339,8 +363,7 @@ final class RunnerCore: @unchecked Sendable {
         _ spills: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
         releasing releases: inout [ObjectRelease]
     ) -> DFMError? {
-        let queue = self.queue.unsafelyUnwrapped
-        if queue.isClosed {
+                if queue.isClosed {
             return refuse(.closed, count, "the runner is stopped; \(count) token(s) were refused")
         }
         guard UInt64(count) <= queue.limit else {
@@ -368,8 +391,7 @@ final class RunnerCore: @unchecked Sendable {
         _ tokens: UnsafePointer<dfm_token>, _ count: Int,
         _ spills: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> DFMError? {
-        let queue = self.queue.unsafelyUnwrapped
-        switch queue.reserve(UInt64(count)) {
+                switch queue.reserve(UInt64(count)) {
         case .reserved(let first):
             write(tokens, count: count, spills: spills, at: first)
             return nil
@@ -389,7 +411,7 @@ final class RunnerCore: @unchecked Sendable {
     /// wakes it.
     @inline(__always)
     func signalIfArmed() {
-        let armed = queue.unsafelyUnwrapped.armedWord
+        let armed = queue.armedWord
         // Seq_cst fence: our slot stores must be ordered before the load of
         // `armed`, against the consumer's store of `armed` and its re-read
         // of the tail (Dekker); otherwise both could miss each other.
@@ -414,8 +436,7 @@ final class RunnerCore: @unchecked Sendable {
     /// tokens that raced in), or keep the fd readable when tokens remain.
     func afterConsuming(idle: Bool) {
         guard signals else { return }
-        let queue = self.queue.unsafelyUnwrapped
-        if idle && queue.position == queue.snapshotEnd() {
+                if idle && queue.position == queue.snapshotEnd() {
             cdfm_store_seq_cst(queue.armedWord, 1)
             // Seq_cst: the other half of the Dekker pair in signalIfArmed.
             if cdfm_load_seq_cst(queue.tailWord) & ~SlotQueue.closedBit != queue.position
@@ -434,7 +455,7 @@ final class RunnerCore: @unchecked Sendable {
     @inline(__always)
     func resetWakeFD() {
         guard wakeFD >= 0 else { return }
-        if cdfm_load_relaxed(queue.unsafelyUnwrapped.armedWord) == 0 {
+        if cdfm_load_relaxed(queue.armedWord) == 0 {
             cdfm_wake_fd_reset(wakeFD)
         }
     }
@@ -489,7 +510,7 @@ final class RunnerCore: @unchecked Sendable {
     @inline(__always)
     func releaseSpill(_ slot: UnsafeRawPointer) {
         if slot.load(fromByteOffset: Slot.flags, as: UInt8.self) & Slot.flagSpilled != 0 {
-            queue.unsafelyUnwrapped.spill.give(
+            queue.spill.give(
                 slot.load(fromByteOffset: Slot.blob, as: UnsafeMutableRawPointer.self))
         }
     }
@@ -506,16 +527,15 @@ final class RunnerCore: @unchecked Sendable {
     /// Moves up to `limit` tokens out of the queue into `chunk`, under the
     /// drop lock (or directly when there is none).  Returns how many.
     func takeChunk(limit: Int, end: UInt64) -> Int {
-        let queue = self.queue.unsafelyUnwrapped
-        let take = { () -> Int in
+                let take = { () -> Int in
             var taken = 0
-            while taken < limit && queue.position < end {
-                guard let slot = queue.peek() else { break }
+            while taken < limit && self.queue.position < end {
+                guard let slot = self.queue.peek() else { break }
                 memcpy(self.chunk + taken * Slot.size, slot, Slot.size)
-                queue.advance()
+                self.queue.advance()
                 taken += 1
             }
-            if taken > 0 && queue.publishHead() { self.wakeBlockedProducers() }
+            if taken > 0 && self.queue.publishHead() { self.wakeBlockedProducers() }
             return taken
         }
         if let dropLock { return dropLock.withLock { take() } }
