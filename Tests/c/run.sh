@@ -68,6 +68,10 @@ fi
 
 mkdir -p "$outdir"
 
+# Sanitizers (TEST_CFLAGS) must fail the program, not only print.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+
 # Under valgrind: add the suppressions of the Swift runtime's one-time
 # allocations, and run against a copy of the library without its debug
 # sections, which valgrind 3.19 cannot read (DWARF 5 from the Swift

@@ -472,9 +472,12 @@ static void loop_post(void *context, void (*work)(void *), void *arg)
         size_t live = host->tail - host->head;
 
         /* Compact, then grow if still full. */
-        memmove(host->work, host->work + host->head,
-                live * sizeof *host->work);
-        memmove(host->arg, host->arg + host->head, live * sizeof *host->arg);
+        if (live > 0) {
+            memmove(host->work, host->work + host->head,
+                    live * sizeof *host->work);
+            memmove(host->arg, host->arg + host->head,
+                    live * sizeof *host->arg);
+        }
         host->head = 0;
         host->tail = live;
         if (host->tail == host->capacity) {
