@@ -91,6 +91,7 @@ if [ "${#wrapper[@]}" -gt 0 ] && [[ "${wrapper[0]}" == *valgrind ]]; then
         run_env=("LD_LIBRARY_PATH=$search")
     fi
 fi
+
 if [ "$#" -gt 0 ]; then
     sources=()
     for name in "$@"; do
