@@ -34,6 +34,8 @@ extension RunnerCore {
             case .idle: break
             }
             if started == limit || queue.position >= end { return .done }
+            // A stop(DISCARD) or destroy from a callback: deliver no more.
+            if cdfm_load_relaxed(word(Word.requests)) != 0 { return .done }
             let taken = withQueueLock { () -> Bool in
                 guard let slot = queue.peek() else { return false }
                 memcpy(self.inFlightSlot, slot, Slot.size)
@@ -112,15 +114,16 @@ extension RunnerCore {
     /// `dfm_complete`: records the result; wakes the runner's thread if it
     /// gave up waiting.  Never runs a callback.
     func complete(sequence: UInt32, status: Int32) -> DFMError? {
-        let (accepted, wakeNeeded) = completion.withLock { state -> (Bool, Bool) in
+        let (accepted, wakeNeeded, abandoned) = completion.withLock {
+            state -> (Bool, Bool, Bool) in
             guard state.active, state.sequence == sequence, !state.completed else {
-                return (false, false)
+                return (false, false, false)
             }
             state.completed = true
             state.status = status
             let wake = state.waiting
             state.waiting = false
-            return (true, wake)
+            return (true, wake, state.abandoned)
         }
         guard accepted else {
             count(Word.failed, 1)
@@ -130,18 +133,24 @@ extension RunnerCore {
                 "dfm_complete: this completion was already completed (or is not the token in "
                     + "flight); the call was ignored and counted as a failure")
         }
-        if isDestroyed {
+        if abandoned {
             // Nobody will pump a destroyed runner: finish here, deliver
             // nothing more, and let the runner go.
-            var ignored = PumpResult(delivered: 0, failed: 0, pending: 0)
-            _ = finishInFlight(&ignored)
-            count(Word.delivered, ignored.delivered)
-            count(Word.failed, ignored.failed)
-            Registry.shared.unregister(id)
+            finishAbandoned()
             return nil
         }
         if wakeNeeded { wakeForCompletion() }
         return nil
+    }
+
+    /// Finishes the token in flight of a destroyed runner and unregisters
+    /// it (its last reference then goes).
+    func finishAbandoned() {
+        var result = PumpResult(delivered: 0, failed: 0, pending: 0)
+        _ = finishInFlight(&result)
+        count(Word.delivered, result.delivered)
+        count(Word.failed, result.failed)
+        Registry.shared.unregister(id)
     }
 
     private func wakeForCompletion() {

@@ -85,10 +85,21 @@ extension RunnerCore {
     }
 
     private func finishDestroy() {
-        let inFlight = completion.withLock { $0.active }
         // With an async token in flight the registry keeps the runner until
-        // its completion arrives (see complete(sequence:status:)).
-        if mode != .direct && !inFlight { Registry.shared.unregister(id) }
+        // its completion arrives (see complete(sequence:status:)); one that
+        // completed already is finished now.  Decided under the completion
+        // lock, so a completion racing this is handled exactly once.
+        let (active, completed) = completion.withLock { state -> (Bool, Bool) in
+            state.abandoned = true
+            return (state.active, state.completed)
+        }
+        if mode != .direct {
+            if active && completed {
+                finishAbandoned()
+            } else if !active {
+                Registry.shared.unregister(id)
+            }
+        }
         let reference = handleReference
         handleReference = nil
         reference?.release()

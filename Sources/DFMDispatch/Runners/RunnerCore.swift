@@ -444,8 +444,12 @@ final class RunnerCore: @unchecked Sendable {
             {
                 wake()
             }
-        } else if mode == .manual && wakeFD >= 0 {
-            cdfm_wake_fd_signal(wakeFD)
+        } else if mode == .manual {
+            // Tokens remain (they arrived during the pump, or the budget
+            // ran out): the host must hear that another pump is worth it,
+            // or a host that waits for the signal would wait forever.
+            if wakeFD >= 0 { cdfm_wake_fd_signal(wakeFD) }
+            settings.notify.call()
         }
     }
 
@@ -565,5 +569,8 @@ struct CompletionState {
     var status: Int32 = 0
     /// The runner gave up waiting: whoever completes must wake it.
     var waiting = false
+    /// The runner was destroyed and no pump will come: whoever completes
+    /// finishes the token and lets the runner go.
+    var abandoned = false
 }
 
