@@ -3,6 +3,7 @@
 #   make            the library (build/lib/libdfmdispatch.so) and examples
 #   make run        the Kit-like host example
 #   make test       every test; ends with "N passed, M failed"
+#   make bench      the benchmark beside its peers; writes docs/PERFORMANCE.md
 #   make install PREFIX=/usr/local
 #   make clean
 
@@ -18,7 +19,7 @@ ALL_CFLAGS = -std=c99 $(CWARN) $(CFLAGS) -Iinclude -pthread
 LINK_LIB   = -L$(LIBDIR) -ldfmdispatch -Wl,-rpath,'$$ORIGIN/../lib'
 
 SWIFT_SOURCES := $(shell find Sources -name '*.swift' -o -name '*.c' -o -name '*.h') Package.swift
-EXAMPLES  := kit_loop direct executor shaped
+EXAMPLES  := $(basename $(notdir $(wildcard examples/c/*.c)))
 EXAMPLE_BINS := $(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
 all: $(LIB) examples
@@ -37,10 +38,39 @@ $(BUILD)/examples/%: examples/c/%.c examples/c/common.h $(LIB)
 	mkdir -p $(BUILD)/examples
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LINK_LIB)
 
-run: $(BUILD)/examples/kit_loop
+run: deps $(BUILD)/examples/kit_loop
 	$(BUILD)/examples/kit_loop
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	@scripts/test.sh
+
+bench: deps
+	scripts/bench.sh
+
+PKGCONFIG := $(BUILD)/dfmdispatch.pc
+
+$(PKGCONFIG): FORCE
+	mkdir -p $(BUILD)
+	version=$$(sed -n 's/^#define DFM_VERSION_STRING "\(.*\)"/\1/p' include/dfmdispatch.h); \
+	printf '%s\n' "prefix=$(PREFIX)" 'libdir=$${prefix}/lib' \
+	    'includedir=$${prefix}/include' '' 'Name: dfmdispatch' \
+	    'Description: deliver pipeline results from worker threads to the host thread' \
+	    "Version: $$version" 'Libs: -L$${libdir} -ldfmdispatch' \
+	    'Cflags: -I$${includedir}' > $@
+
+install: $(LIB) $(PKGCONFIG)
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/dfmdispatch.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(PKGCONFIG) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 clean:
 	rm -rf $(BUILD) .build
 
-.PHONY: all lib examples run clean
+.PHONY: all lib examples run deps test bench install clean FORCE
+
+FORCE:

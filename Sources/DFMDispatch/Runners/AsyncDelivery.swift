@@ -193,10 +193,11 @@ extension RunnerCore {
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
         afterConsuming(idle: ending == .done)
+        result.pending = Int(queue.pendingCount)
         releaseConsumer()
+        // Last: a destroy requested by a callback may free the runner here.
         runRequests()
 
-        result.pending = Int(queue.pendingCount)
         if result.failed > 0 {
             return (
                 result,
@@ -252,6 +253,8 @@ extension RunnerCore {
         let more = ending == .done && queue.position != queue.snapshotEnd()
         if ending == .done && !more { afterConsuming(idle: true) }
         releaseConsumer()
+        // The caller (runExecutorWorkItem) holds a reference, so the runner
+        // outlives a destroy that runs here.
         runRequests()
         if more && !isDestroyed { post() }
     }

@@ -118,10 +118,12 @@ extension RunnerCore {
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
         afterConsuming(idle: true)
+        result.pending = Int(queue.pendingCount)
         releaseConsumer()
+        // Last: a destroy requested by a callback runs here and may free
+        // the runner, so nothing after this line touches self.
         runRequests()
 
-        result.pending = Int(queue.pendingCount)
         if result.failed > 0 {
             return (
                 result,
