@@ -944,11 +944,16 @@ static const bad_shape bad_shapes[] = {
     { "void(data . int)", 11, "expected ',' or ')'" },
     { "void(site, dat.int)", 12,
       "unknown argument 'dat.int' (did you mean 'data.int'?); expected "
-      "one of site, place, node, node.int, node.name, frame, "
-      "frame.levels, frame.depth, data, data.bool, data.int, "
-      "data.double, data.string, data.bytes, data.object, token, user" },
+      "site, place, node[.int|.name], frame[.levels|.depth], "
+      "data[.bool|.int|.double|.string|.bytes|.object], token or user" },
+    { "void(site, frame.level)", 12, "(did you mean 'frame.levels'?)" },
+    { "void(site, node.int, frame.levels, place, data.int, user, "
+      "a_very_long_name_that_nobody_would_ever_mean)", 59,
+      "unknown argument 'a_very_long_name_that_nobody_wou...'; expected "
+      "site, place," },
     { "void(Site)", 6, "did you mean 'site'?" },
-    { "void(temperature)", 6, "unknown argument 'temperature'; expected" },
+    { "void(temperature)", 6,
+      "unknown argument 'temperature'; expected site" },
     { "void(site, #)", 12, "unexpected '#'" },
     { "void(sit\xc3\xa9)", 9, "unexpected byte 0xC3 in a name" },
     { "v\xc3\xb3id(site)", 2, "unexpected byte 0xC3 in a name" },
@@ -994,6 +999,10 @@ static void test_bad_shapes(void) {
         CHECK(strstr(message, bad->says) != NULL,
               "'%s': message '%s' does not say '%s'", bad->text, message,
               bad->says);
+
+        /* The library hands these to hosts through a 256-byte buffer. */
+        CHECK(strlen(message) < 255, "'%s': message of %zu bytes",
+              bad->text, strlen(message));
     }
 }
 
@@ -1165,6 +1174,8 @@ static void test_mismatches(void) {
             CHECK(strstr(message, m->found) != NULL,
                   "'%s': message '%s' does not say '%s'", m->shape,
                   message, m->found);
+            CHECK(strlen(message) < 255, "'%s': message of %zu bytes",
+                  m->shape, strlen(message));
         }
         cdfm_shape_destroy(shape);
     }

