@@ -45,8 +45,16 @@ static inline void cdfm_set_current_runner(void *runner) {
 char *cdfm_message_buffer(void);
 
 /* A small integer that names the calling thread for the life of the
- * process (never reused, never 0). */
-uint64_t cdfm_thread_id(void);
+ * process (never reused, never 0).  Inline: the pumps check it on every
+ * call. */
+extern __thread uint64_t cdfm_this_thread_id
+    __attribute__((tls_model("initial-exec")));
+uint64_t cdfm_assign_thread_id(void);
+
+static inline uint64_t cdfm_thread_id(void) {
+    uint64_t id = cdfm_this_thread_id;
+    return id != 0 ? id : cdfm_assign_thread_id();
+}
 
 /* ---- Time ------------------------------------------------------------- */
 

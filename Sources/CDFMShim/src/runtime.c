@@ -47,13 +47,13 @@ char *cdfm_message_buffer(void) {
 }
 
 static uint64_t next_thread_id = 1;
-static __thread uint64_t this_thread_id;
+__thread uint64_t cdfm_this_thread_id;
 
-uint64_t cdfm_thread_id(void) {
-    if (this_thread_id == 0)
-        this_thread_id = __atomic_fetch_add(&next_thread_id, 1,
-                                            __ATOMIC_RELAXED);
-    return this_thread_id;
+uint64_t cdfm_assign_thread_id(void) {
+    /* Relaxed: the counter only has to hand out distinct numbers. */
+    cdfm_this_thread_id = __atomic_fetch_add(&next_thread_id, 1,
+                                             __ATOMIC_RELAXED);
+    return cdfm_this_thread_id;
 }
 
 uint64_t cdfm_now_ns(void) {

@@ -157,13 +157,14 @@ struct RouteIndex: @unchecked Sendable {
     @inline(__always) var defaultIndex: UInt16 { UInt16(truncatingIfNeeded: placeCount) }
 
     /// The index of the registered place equal to the C string `place`, or
-    /// -1.  Compares byte by byte and stops at the first difference, so it
-    /// never reads past the string's terminator; a match needs no UTF-8
-    /// check (registered names were checked).  Hash-indexed tables answer
-    /// -1 and leave the lookup to `route(_:_:)`.
+    /// -1 when no registered place matches (the default route applies).
+    /// Compares byte by byte and stops at the first difference, so it never
+    /// reads past the string's terminator; a match needs no UTF-8 check
+    /// (registered names were checked).  Hash-indexed tables answer -2 and
+    /// leave the lookup to `route(_:_:)`.
     @inline(__always)
     func matchRegistered(_ place: UnsafePointer<CChar>) -> Int {
-        guard placeCount <= RouteTable.linearScanLimit else { return -1 }
+        guard placeCount <= RouteTable.linearScanLimit else { return -2 }
         let candidate = UnsafeRawPointer(place).assumingMemoryBound(to: UInt8.self)
         let first = candidate[0]
         var index = 0

@@ -38,6 +38,10 @@ struct SlotQueue: @unchecked Sendable {
     // slow each other down.
     private let words: UnsafeMutableRawPointer
     var tailWord: UnsafeMutablePointer<UInt64> { words.assumingMemoryBound(to: UInt64.self) }
+    /// Producers' copy of head, on the tail's line (see reserve).
+    private var headCopyWord: UnsafeMutablePointer<UInt64> {
+        (words + 8).assumingMemoryBound(to: UInt64.self)
+    }
     private var headWord: UnsafeMutablePointer<UInt64> {
         (words + 64).assumingMemoryBound(to: UInt64.self)
     }
@@ -45,6 +49,16 @@ struct SlotQueue: @unchecked Sendable {
     var armedWord: UnsafeMutablePointer<UInt64> {
         (words + 128).assumingMemoryBound(to: UInt64.self)
     }
+    /// Segments handed from the consumer (which retires them) to producers
+    /// (which install them) without a lock: each word holds one segment or
+    /// 0, and moves by exchange, so a segment has one owner at a time.
+    /// The locked pool is the fallback when these are empty or full.
+    private var spares: UnsafeMutablePointer<UInt64> {
+        (words + 256).assumingMemoryBound(to: UInt64.self)
+    }
+    private static let spareCount = 8
+    private static let wordBytes = 256 + 64
+
     /// Producers waiting for room (DFM_OVERFLOW_BLOCK).
     var waitersWord: UnsafeMutablePointer<UInt64> {
         (words + 192).assumingMemoryBound(to: UInt64.self)
@@ -88,11 +102,11 @@ struct SlotQueue: @unchecked Sendable {
             while entries < (capacity + perSegment - 1) / perSegment + 8 { entries <<= 1 }
         }
         guard let directory = calloc(entries, 8) else { return nil }
-        guard let words = aligned_alloc(64, 256) else {
+        guard let words = aligned_alloc(64, SlotQueue.wordBytes) else {
             Glibc.free(directory)
             return nil
         }
-        memset(words, 0, 256)
+        memset(words, 0, SlotQueue.wordBytes)
         self.words = words
         self.pool = .allocate(capacity: 1)
         self.pool.initialize(to: SegmentPool())
@@ -110,6 +124,9 @@ struct SlotQueue: @unchecked Sendable {
     func destroy() {
         for index in 0...Int(directoryMask) where directory[index] != 0 {
             Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(directory[index])))
+        }
+        for index in 0..<SlotQueue.spareCount where spares[index] != 0 {
+            Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(spares[index])))
         }
         pool.pointee.freeAll()
         pool.deinitialize(count: 1)
@@ -138,15 +155,27 @@ struct SlotQueue: @unchecked Sendable {
         var tail = cdfm_load_relaxed(tailWord)
         while true {
             if tail & SlotQueue.closedBit != 0 { return .closed }
-            // Acquire: pairs with the consumer's release of `head`, so every
-            // directory entry it cleared before that store is seen cleared.
-            let head = cdfm_load_acquire(headWord)
-            if head > tail {
-                // Our tail is stale: the consumer already passed it.
-                tail = cdfm_load_relaxed(tailWord)
-                continue
+            // The producers' copy of head, on the tail's cache line, so that
+            // a dispatch does not pull the consumer's line each time.  A
+            // stale copy only overestimates what is pending, which is safe.
+            // Acquire: pairs with the release below (and, through it, with
+            // the consumer's release of head): directory entries cleared
+            // before that head was published are seen cleared.
+            var head = cdfm_load_acquire(headCopyWord)
+            if tail &+ count &- head > limit || head > tail {
+                // Acquire: pairs with the consumer's release of `head`.
+                head = cdfm_load_acquire(headWord)
+                // Release: passes what we saw on to producers that read
+                // the copy.  Racing stores may move the copy back a little;
+                // any value it ever holds is a head the consumer published.
+                cdfm_store_release(headCopyWord, head)
+                if head > tail {
+                    // Our tail is stale: the consumer already passed it.
+                    tail = cdfm_load_relaxed(tailWord)
+                    continue
+                }
+                if tail &+ count &- head > limit { return .full(pending: tail &- head) }
             }
-            if tail &+ count &- head > limit { return .full(pending: tail &- head) }
             if !installSegments(from: tail, count: count) { return .noMemory }
             // Acquire-release: orders this reservation after the head we
             // read and before our slot writes (which are themselves
@@ -172,7 +201,9 @@ struct SlotQueue: @unchecked Sendable {
     }
 
     private func install(_ number: UInt64) -> Bool {
-        guard let fresh = poolLock.withLock({ pool.pointee.take() }) else { return false }
+        guard let fresh = takeSpare() ?? poolLock.withLock({ pool.pointee.take() }) else {
+            return false
+        }
         var expected: UInt64 = 0
         // Strong CAS, acquire-release: publishes the segment to whoever
         // loads the entry with acquire.  If another producer won, keep its
@@ -180,9 +211,29 @@ struct SlotQueue: @unchecked Sendable {
         if !cdfm_cas_strong(
             directory + Int(number & directoryMask), &expected, UInt64(UInt(bitPattern: fresh)))
         {
-            poolLock.withLock { pool.pointee.give(fresh) }
+            giveSpare(fresh)
         }
         return true
+    }
+
+    private func takeSpare() -> UnsafeMutableRawPointer? {
+        for index in 0..<SlotQueue.spareCount where cdfm_load_relaxed(spares + index) != 0 {
+            // Acquire-release exchange: we own what we took, and see the
+            // segment as its last owner left it.
+            let taken = cdfm_exchange_acq_rel(spares + index, 0)
+            if taken != 0 { return UnsafeMutableRawPointer(bitPattern: UInt(taken)) }
+        }
+        return nil
+    }
+
+    private func giveSpare(_ segment: UnsafeMutableRawPointer) {
+        let bits = UInt64(UInt(bitPattern: segment))
+        for index in 0..<SlotQueue.spareCount where cdfm_load_relaxed(spares + index) == 0 {
+            var empty: UInt64 = 0
+            // Acquire-release: hands the segment's memory to the taker.
+            if cdfm_cas_strong(spares + index, &empty, bits) { return }
+        }
+        poolLock.withLock { pool.pointee.give(segment) }
     }
 
     /// The slot of a reserved index (its segment was installed by reserve).
@@ -267,7 +318,7 @@ struct SlotQueue: @unchecked Sendable {
         // the entry (see the type's comment).
         cdfm_store_release(directory + Int(number & directoryMask), 0)
         if let segment = consumer.pointee.segment {
-            poolLock.withLock { pool.pointee.give(segment) }
+            giveSpare(segment)
         }
         consumer.pointee.segment = nil
         consumer.pointee.segmentNumber = .max
@@ -297,36 +348,36 @@ struct SlotQueue: @unchecked Sendable {
     var publishedHead: UInt64 { cdfm_load_acquire(headWord) }
 }
 
-/// Free segments, shared by producers (which install) and the consumer
-/// (which retires).  Keeps as many as were ever in use at once, up to 1024
-/// (64 MiB), so a bursty stream stops allocating after its first burst.
+/// Free segments behind the queue's lock, when the lock-free spares are
+/// empty or full.  Keeps every segment it is given back, up to 1024 (64 MiB):
+/// a queue retains the memory of its largest burst so that the next burst
+/// allocates nothing (docs/KNOWN_ISSUES.md).
 struct SegmentPool {
     private var free: [UnsafeMutableRawPointer] = []
-    private var inUse = 0
-    private var peakInUse = 0
     private static let keptAtMost = 1024
 
     init() { free.reserveCapacity(16) }
 
     mutating func take() -> UnsafeMutableRawPointer? {
-        let segment: UnsafeMutableRawPointer
         if let recycled = free.popLast() {
-            segment = recycled
-        } else {
-            guard let fresh = aligned_alloc(128, SlotQueue.segmentBytes) else { return nil }
-            segment = fresh
+            // A recycled segment's seq words hold indexes + 1 of segments
+            // it served before; segment numbers only grow, so none of them
+            // can equal an index + 1 of its next use.
+            return recycled
         }
-        // Slot seq words must not look published for any index that maps
-        // here: index + 1 is never 0, so zero them once per use.
-        zeroSequences(segment)
-        inUse += 1
-        peakInUse = max(peakInUse, inUse)
-        return segment
+        guard let fresh = aligned_alloc(128, SlotQueue.segmentBytes) else { return nil }
+        // Fresh memory may hold anything, even another queue's indexes: zero
+        // the seq words (index + 1 is never 0).
+        var offset = SlotQueue.segmentHeader
+        while offset < SlotQueue.segmentBytes {
+            fresh.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
+            offset += Slot.size
+        }
+        return fresh
     }
 
     mutating func give(_ segment: UnsafeMutableRawPointer) {
-        inUse -= 1
-        if free.count < min(peakInUse, SegmentPool.keptAtMost) {
+        if free.count < SegmentPool.keptAtMost {
             free.append(segment)
         } else {
             Glibc.free(segment)
@@ -336,13 +387,5 @@ struct SegmentPool {
     mutating func freeAll() {
         for segment in free { Glibc.free(segment) }
         free.removeAll()
-    }
-
-    private func zeroSequences(_ segment: UnsafeMutableRawPointer) {
-        var offset = SlotQueue.segmentHeader
-        while offset < SlotQueue.segmentBytes {
-            segment.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
-            offset += Slot.size
-        }
     }
 }

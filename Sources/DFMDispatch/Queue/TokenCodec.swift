@@ -103,7 +103,7 @@ enum TokenCodec {
             let placeLength = UTF8Check.cStringLength(place)
             guard placeLength >= 0 else { return false }
             shape.placeLength = placeLength
-            shape.route = routes.route(place, placeLength)
+            shape.route = registered == -1 ? routes.defaultIndex : routes.route(place, placeLength)
             shape.placeInterned = Int(shape.route) < routes.placeCount
         }
 
@@ -123,6 +123,21 @@ enum TokenCodec {
             guard !token.pointee.frame.is_stop, token.pointee.frame.levels != nil,
                 depth <= 1 << 24
             else { return false }
+        }
+        return measureValue(token, into: &shape)
+    }
+
+    /// The hot path of checkValue: no messages.
+    @inline(__always)
+    private static func measureValue(
+        _ token: UnsafePointer<dfm_token>, into shape: inout TokenShape
+    ) -> Bool {
+        let kind = token.pointee.data.kind
+        if kind.rawValue <= DFM_VALUE_DOUBLE.rawValue || kind == DFM_VALUE_OBJECT
+            || kind == DFM_VALUE_STOP
+        {
+            shape.payloadLength = 0
+            return true
         }
         return checkValue(token.pointee.data, into: &shape) == nil
     }
@@ -343,25 +358,31 @@ enum TokenCodec {
 
     /// Copies `count` bytes; short runs inline, long ones through memcpy
     /// (a call costs more than copying a site name or two frame levels).
+    /// Short runs use two overlapping loads and stores that stay inside
+    /// `[0, count)`, so they never read past the source.
     @inline(__always)
     static func copy(_ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer?, _ count: Int) {
-        guard count > 32 else {
-            var offset = 0
-            while offset &+ 8 <= count {
-                target.storeBytes(
-                    of: source.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt64.self),
-                    toByteOffset: offset, as: UInt64.self)
-                offset &+= 8
-            }
-            while offset < count {
-                target.storeBytes(
-                    of: source.unsafelyUnwrapped.load(fromByteOffset: offset, as: UInt8.self),
-                    toByteOffset: offset, as: UInt8.self)
-                offset &+= 1
-            }
-            return
+        let source = source.unsafelyUnwrapped
+        if count >= 8 && count <= 16 {
+            let head = source.loadUnaligned(as: UInt64.self)
+            let tail = source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            target.storeBytes(of: head, as: UInt64.self)
+            target.storeBytes(of: tail, toByteOffset: count &- 8, as: UInt64.self)
+        } else if count >= 4 && count < 8 {
+            let head = source.loadUnaligned(as: UInt32.self)
+            let tail = source.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            target.storeBytes(of: head, as: UInt32.self)
+            target.storeBytes(of: tail, toByteOffset: count &- 4, as: UInt32.self)
+        } else if count > 0 && count < 4 {
+            let first = source.load(as: UInt8.self)
+            let middle = source.load(fromByteOffset: count >> 1, as: UInt8.self)
+            let last = source.load(fromByteOffset: count &- 1, as: UInt8.self)
+            target.storeBytes(of: first, as: UInt8.self)
+            target.storeBytes(of: middle, toByteOffset: count >> 1, as: UInt8.self)
+            target.storeBytes(of: last, toByteOffset: count &- 1, as: UInt8.self)
+        } else if count > 16 {
+            memcpy(target, source, count)
         }
-        memcpy(target, source.unsafelyUnwrapped, count)
     }
 
     // MARK: Reading

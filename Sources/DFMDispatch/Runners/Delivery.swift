@@ -50,11 +50,14 @@ extension RunnerCore {
         -> Outcome
     {
         var result: Int32 = 0
-        let message = cdfm_message_buffer()!
-        let status = cdfm_shape_call(
-            entry.pointee.shape, token, entry.pointee.user, &result, message,
-            Int(CDFM_MESSAGE_CAPACITY))
+        let status = cdfm_shape_call(entry.pointee.shape, token, entry.pointee.user, &result, nil, 0)
         if status != DFM_OK.rawValue {
+            // A mismatch never calls the function, so asking again for the
+            // message is safe; the hot path skips the thread-local buffer.
+            let message = cdfm_message_buffer()!
+            _ = cdfm_shape_call(
+                entry.pointee.shape, token, entry.pointee.user, &result, message,
+                Int(CDFM_MESSAGE_CAPACITY))
             report(token, Status(rawValue: status) ?? .typeMismatch, String(cString: message))
             return .failed
         }

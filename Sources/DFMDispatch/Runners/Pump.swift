@@ -99,8 +99,18 @@ extension RunnerCore {
         if let problem = checkManual(operation, wantsAsync: false) { return (result, problem) }
         guard acquireConsumer() else { return (result, busyElsewhere(operation)) }
 
+        // Nothing ready at the head: return without reading the tail, whose
+        // cache line belongs to the producers (a host that pumps in a tight
+        // loop would otherwise pull it from them on every call).
+        if !usesDropLock && queue.peek() == nil && cdfm_load_relaxed(word(Word.requests)) == 0 {
+            resetWakeFD()
+            afterConsuming(idle: true)
+            if maxTokens != 0 || maxNanoseconds != 0 { result.pending = Int(queue.pendingCount) }
+            releaseConsumer()
+            return (result, nil)
+        }
         resetWakeFD()
-                let end = queue.snapshotEnd()
+        let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         let deadline = maxNanoseconds > 0 ? cdfm_now_ns() &+ maxNanoseconds : 0
         let previous = cdfm_get_current_runner()
@@ -118,7 +128,7 @@ extension RunnerCore {
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
         afterConsuming(idle: true)
-        result.pending = Int(queue.pendingCount)
+        if maxTokens != 0 || maxNanoseconds != 0 { result.pending = Int(queue.pendingCount) }
         releaseConsumer()
         // Last: a destroy requested by a callback runs here and may free
         // the runner, so nothing after this line touches self.

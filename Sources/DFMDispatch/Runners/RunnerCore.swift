@@ -167,15 +167,21 @@ final class RunnerCore: @unchecked Sendable {
 
         // One token, small enough for its slot, into a queue without the
         // drop lock: the common case, measured once and written at once.
-        var shape = TokenShape()
         if count == 1 && dropLock == nil {
-            if let problem = TokenCodec.check(tokens, routes: routeIndex, into: &shape) {
-                return DFMError(.invalidArgument, "token 0: \(problem)")
-            }
-            if shape.fitsInline(depth: Int(tokens.pointee.frame.depth)) {
+            var shape = TokenShape()
+            if TokenCodec.measure(tokens, routes: routeIndex, into: &shape)
+                && shape.fitsInline(depth: Int(tokens.pointee.frame.depth))
+            {
                 return enqueueOne(tokens, shape)
             }
         }
+        return dispatchBatch(tokens, count: count)
+    }
+
+    /// Every batch but the common single small token.
+    @inline(never)
+    private func dispatchBatch(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
+        var shape = TokenShape()
 
         // Pass 1: validate and measure.  A batch with one malformed token
         // is refused whole, before anything is reserved.
