@@ -1403,14 +1403,15 @@ DFM_API dfm_status dfm_process_pending_budget(dfm_runner *runner,
                                               dfm_pump_result *out);
 
 /*
- * dfm_has_pending - tell whether a manual runner has tokens queued.
+ * dfm_has_pending - tell whether a runner has tokens queued.
  * Method of dfm_runner.
  *
  * runner    The runner; NULL gives false.
  *
- * Returns   True when tokens are queued.  Always false for a direct or an
- *           executor runner.  Another thread may change the answer at any
- *           moment; it is a hint for the pumping thread.
+ * Returns   True when tokens are queued (a manual runner's, or an executor
+ *           runner's not yet handed to its callbacks).  Always false for a
+ *           direct runner, which queues nothing.  Another thread may change
+ *           the answer at any moment; it is a hint for the pumping thread.
  * Threads   Any thread.
  * Since     0.1.0
  */
