@@ -4,6 +4,8 @@
 #   make run        the Kit-like host example
 #   make test       every test; ends with "N passed, M failed"
 #   make bench      the benchmark beside its peers; writes docs/PERFORMANCE.md
+#   make soak       the stress tests for minutes (SOAK_SECONDS, default 300)
+#   make fuzz       the fuzzers for a bounded time (FUZZ_SECONDS each, 120)
 #   make install PREFIX=/usr/local
 #   make clean
 
@@ -50,6 +52,12 @@ test: deps
 bench: deps
 	scripts/bench.sh
 
+soak: deps lib
+	scripts/reliability.sh --soak $${SOAK_SECONDS:-300}
+
+fuzz: deps lib
+	scripts/reliability.sh --fuzz $${FUZZ_SECONDS:-120}
+
 PKGCONFIG := $(BUILD)/dfmdispatch.pc
 
 $(PKGCONFIG): FORCE
@@ -71,6 +79,6 @@ install: $(LIB) $(PKGCONFIG)
 clean:
 	rm -rf $(BUILD) .build
 
-.PHONY: all lib examples run deps test bench install clean FORCE
+.PHONY: all lib examples run deps test bench soak fuzz install clean FORCE
 
 FORCE:

@@ -6,6 +6,7 @@
 #      with AddressSanitizer + UBSan in the test programs
 #   3. the shape unit test (the libffi shim, compiled directly)
 #   4. the examples in their checking mode, plain and under valgrind memcheck
+#   5. the reliability suite, short form (stress, faults, fuzzing)
 #
 # Ends with one line, "N passed, M failed", summed over everything, and
 # exits non-zero on any failure.  DFM_SKIP_TSAN=1 skips the ThreadSanitizer
@@ -127,6 +128,10 @@ for example in build/examples/*; do
     fi
 done
 tally examples "$example_passed" "$example_failed"
+
+# Reliability, short forms: stress with every runner configuration, fault
+# injection, and a short fuzzing pass (make soak and make fuzz: long forms).
+run_counted reliability scripts/reliability.sh --short
 
 if [ ${#failures[@]} -gt 0 ]; then echo "failing steps: ${failures[*]}"; fi
 echo "$passed passed, $failed failed"
