@@ -7,6 +7,58 @@ extension RunnerCore {
     /// A direct runner's dispatch: validate the whole batch, then call each
     /// token's callback on this thread.
     func dispatchDirect(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
+        if count == 1 { return dispatchDirectOne(tokens) }
+        return dispatchDirectBatch(tokens, count: count)
+    }
+
+    /// One token: the common case, with every message-building path out of
+    /// line so that the hot path stays short.
+    @inline(__always)
+    private func dispatchDirectOne(_ token: UnsafePointer<dfm_token>) -> DFMError? {
+        if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
+        var shape = TokenShape()
+        guard TokenCodec.measure(token, routes: routeIndex, into: &shape) else {
+            return invalidToken(token, index: 0)
+        }
+
+        let previous = cdfm_get_current_runner()
+        cdfm_set_current_runner(selfPointer)
+        let outcome = deliverDirect(token, route: shape.route)
+        if token.pointee.data.kind == DFM_VALUE_OBJECT,
+            let release = token.pointee.data.as.object.release
+        {
+            release(token.pointee.data.as.object.pointer)
+        }
+        cdfm_set_current_runner(previous)
+
+        switch outcome {
+        case .delivered: count(Word.delivered, 1)
+        case .failed: count(Word.failed, 1)
+        case .dropped: count(Word.dropped, 1)
+        }
+        if previous != selfPointer && cdfm_load_relaxed(word(Word.requests)) != 0 {
+            runRequests()
+        }
+        if case .failed = outcome { return oneFailed() }
+        return nil
+    }
+
+    @inline(never)
+    private func invalidToken(_ tokens: UnsafePointer<dfm_token>, index: Int) -> DFMError {
+        var shape = TokenShape()
+        let problem =
+            TokenCodec.diagnose(tokens + index, routes: routeIndex, into: &shape)
+            ?? "the token is malformed"
+        return DFMError(.invalidArgument, "token \(index): \(problem)")
+    }
+
+    @inline(never)
+    private func oneFailed() -> DFMError {
+        DFMError(.callbackFailed, "1 of 1 callback(s) failed")
+    }
+
+    @inline(never)
+    private func dispatchDirectBatch(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
         if cdfm_load_relaxed(word(Word.closed)) != 0 {
             return refuseClosed(count)
         }
@@ -83,6 +135,7 @@ extension RunnerCore {
         }
     }
 
+    @inline(never)
     func refuseClosed(_ count: Int) -> DFMError {
         self.count(Word.rejected, count)
         return DFMError(.closed, "the runner is stopped; \(count) token(s) were refused")
