@@ -189,7 +189,17 @@ struct SlotQueue: @unchecked Sendable {
     @inline(__always)
     private func installSegments(from first: UInt64, count: UInt64) -> Bool {
         let last = (first &+ count &- 1) / SlotQueue.slotsPerSegment
-        var number = first / SlotQueue.slotsPerSegment
+        let number = first / SlotQueue.slotsPerSegment
+        // The common case: one segment, already installed.
+        if number == last && cdfm_load_acquire(directory + Int(number & directoryMask)) != 0 {
+            return true
+        }
+        return installSegmentsSlowly(from: number, to: last)
+    }
+
+    @inline(never)
+    private func installSegmentsSlowly(from first: UInt64, to last: UInt64) -> Bool {
+        var number = first
         while number <= last {
             // Acquire: a non-zero entry must come with its segment's memory.
             if cdfm_load_acquire(directory + Int(number & directoryMask)) == 0 {

@@ -52,6 +52,13 @@ final class RunnerCore: @unchecked Sendable {
     let inFlightSlot: UnsafeMutableRawPointer
     let completion = Mutex<CompletionState>(CompletionState())
 
+    /// Where a dfm_token's value union starts: the fast path copies the
+    /// union as two words.  (A stored constant: a static would cost a lazy
+    /// initialisation check per token.)
+    let valueWordsOffset =
+        MemoryLayout<dfm_token>.offset(of: \dfm_token.data)!
+        + MemoryLayout<dfm_value>.offset(of: \dfm_value.as)!
+
     /// Set by the C layer: the reference that `dfm_runner_destroy` gives up.
     var handleReference: Unmanaged<RunnerCore>?
 
@@ -167,15 +174,68 @@ final class RunnerCore: @unchecked Sendable {
 
         // One token, small enough for its slot, into a queue without the
         // drop lock: the common case, measured once and written at once.
-        if count == 1 && dropLock == nil {
-            var shape = TokenShape()
-            if TokenCodec.measure(tokens, routes: routeIndex, into: &shape)
-                && shape.fitsInline(depth: Int(tokens.pointee.frame.depth))
-            {
-                return enqueueOne(tokens, shape)
-            }
-        }
+        if count == 1 && dropLock == nil && enqueueSmall(tokens) { return nil }
         return dispatchBatch(tokens, count: count)
+    }
+
+
+    /// The fast path of a C dispatch: one token of the common shape (a
+    /// registered place, a node that is none or an integer, a scalar or
+    /// object value, a site and frame that fit the slot) measured, reserved
+    /// and written in one pass.  Returns false, having written nothing, for
+    /// anything else; the general path then validates and reports.
+    @inline(__always)
+    private func enqueueSmall(_ token: UnsafePointer<dfm_token>) -> Bool {
+        guard let site = token.pointee.source_site, let place = token.pointee.target_place
+        else { return false }
+        let route = routeIndex.matchRegistered(place)
+        let nodeKind = token.pointee.source_node.kind.rawValue
+        let valueKind = token.pointee.data.kind.rawValue
+        let depth = token.pointee.frame.depth
+        // Scalars whose union words can be copied as they are (BOOL is one
+        // byte and takes the general path), plus OBJECT (pointer, release).
+        let rawValue = valueKind == DFM_VALUE_NONE.rawValue || valueKind == DFM_VALUE_INT.rawValue
+            || valueKind == DFM_VALUE_DOUBLE.rawValue || valueKind == DFM_VALUE_OBJECT.rawValue
+            || valueKind == DFM_VALUE_STOP.rawValue
+        guard route >= -1, nodeKind <= DFM_NODE_INT.rawValue, rawValue, depth <= 8,
+            depth == 0 || (token.pointee.frame.levels != nil && !token.pointee.frame.is_stop)
+        else { return false }
+        let siteLength = UTF8Check.cStringLength(site)
+        // A place without a callback of its own goes to the default route
+        // and is copied (after a UTF-8 check); a registered one is not.
+        let placeLength = route >= 0 ? 0 : UTF8Check.cStringLength(place)
+        let placeBytes = route >= 0 ? 0 : placeLength &+ 1
+        guard siteLength >= 0, placeLength >= 0, siteLength <= 255, placeLength <= 255,
+            depth &* 8 &+ siteLength &+ 1 &+ placeBytes <= Slot.inlineBlobCapacity
+        else { return false }
+
+        guard case .reserved(let index) = queue.reserve(1) else { return false }
+        let slot = queue.slot(index)
+        let flags =
+            (route >= 0 ? Slot.flagPlaceInterned : 0)
+            | (token.pointee.frame.is_stop ? Slot.flagStop : 0)
+        let routeIndex = route >= 0 ? UInt16(truncatingIfNeeded: route) : self.routeIndex.defaultIndex
+        let header =
+            UInt64(routeIndex) | UInt64(valueKind & 0xFF) << 16
+            | UInt64(nodeKind & 0xFF) << 24 | UInt64(flags) << 32 | UInt64(depth) << 40
+            | UInt64(siteLength) << 48 | UInt64(placeLength) << 56
+        slot.storeBytes(of: header, toByteOffset: Slot.route, as: UInt64.self)
+        slot.storeBytes(of: token.pointee.source_node.id, toByteOffset: Slot.node, as: Int64.self)
+        let words = UnsafeRawPointer(token) + valueWordsOffset
+        slot.storeBytes(of: words.load(as: UInt64.self), toByteOffset: Slot.value0, as: UInt64.self)
+        slot.storeBytes(
+            of: words.load(fromByteOffset: 8, as: UInt64.self), toByteOffset: Slot.value1,
+            as: UInt64.self)
+        var blob = slot + Slot.blob
+        if depth > 0 {
+            TokenCodec.copy(blob, token.pointee.frame.levels, depth &* 8)
+            blob += depth &* 8
+        }
+        TokenCodec.copy(blob, site, siteLength &+ 1)
+        if placeBytes > 0 { TokenCodec.copy(blob + (siteLength &+ 1), place, placeBytes) }
+        queue.publish(slot, index: index)
+        if signals { signalIfArmed() }
+        return true
     }
 
     /// Every batch but the common single small token.
@@ -219,18 +279,6 @@ final class RunnerCore: @unchecked Sendable {
             }
             return problem
         }
-    }
-
-    @inline(__always)
-    private func enqueueOne(_ token: UnsafePointer<dfm_token>, _ shape: TokenShape) -> DFMError? {
-        guard case .reserved(let index) = queue.reserve(1) else {
-            return enqueue(token, count: 1, spills: nil)
-        }
-        let slot = queue.slot(index)
-        TokenCodec.write(token, shape: shape, slot: slot, spill: nil)
-        queue.publish(slot, index: index)
-        if signals { signalIfArmed() }
-        return nil
     }
 
     /// Pass 2: reserve, write, publish, signal.
