@@ -15,7 +15,9 @@ func placeName(_ place: UnsafePointer<CChar>?) -> Result<String, DFMError> {
     let length = UTF8Check.cStringLength(place)
     if length < 0 {
         return .failure(
-            DFMError(.invalidArgument, "place is not valid UTF-8 (bad byte at offset \(-length - 1))"))
+            DFMError(
+                .invalidArgument,
+                "place is not valid UTF-8 (bad byte at offset \(-length - 1))"))
     }
     return .success(String(cString: place))
 }

@@ -23,7 +23,9 @@ public func dfm_runner_dispatch(
         return fail("dfm_runner_dispatch", .invalidArgument, "tokens is NULL but count is \(count)")
     }
     guard count > 0 && count <= Int.max / 256 else {
-        return fail("dfm_runner_dispatch", .invalidArgument, "count \(UInt(bitPattern: count)) is too large")
+        return fail(
+            "dfm_runner_dispatch", .invalidArgument,
+            "count \(UInt(bitPattern: count)) is too large")
     }
     let problem = withRunner(runner) { $0.dispatch(tokens, count: count) }!
     guard let problem else { return DFM_OK }

@@ -115,7 +115,8 @@ struct SlotQueue: @unchecked Sendable {
         self.directory = directory.assumingMemoryBound(to: UInt64.self)
         self.directoryMask = UInt64(entries - 1)
         self.bounded = capacity != 0
-        self.limit = capacity == 0 ? UInt64(entries - 8) * SlotQueue.slotsPerSegment : UInt64(capacity)
+        self.limit =
+            capacity == 0 ? UInt64(entries - 8) * SlotQueue.slotsPerSegment : UInt64(capacity)
         cdfm_store_relaxed(armedWord, 1)
     }
 

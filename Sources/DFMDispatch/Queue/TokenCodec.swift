@@ -430,7 +430,8 @@ enum TokenCodec {
             blob += placeLength &+ 1
         }
 
-        let nodeKind = dfm_node_kind(UInt32(slot.load(fromByteOffset: Slot.nodeKind, as: UInt8.self)))
+        let nodeKind = dfm_node_kind(
+            UInt32(slot.load(fromByteOffset: Slot.nodeKind, as: UInt8.self)))
         token.source_node.kind = nodeKind
         let nodeWord = slot.load(fromByteOffset: Slot.node, as: Int64.self)
         if nodeKind == DFM_NODE_NAME {

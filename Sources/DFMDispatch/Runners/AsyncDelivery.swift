@@ -201,7 +201,8 @@ extension RunnerCore {
         if result.failed > 0 {
             return (
                 result,
-                DFMError(.callbackFailed, "\(result.failed) async callback(s) completed with failure")
+                DFMError(
+                    .callbackFailed, "\(result.failed) async callback(s) completed with failure")
             )
         }
         return (result, nil)
@@ -214,7 +215,8 @@ extension RunnerCore {
         switch executor {
         case .c(let executor):
             executor.post.unsafelyUnwrapped(
-                executor.context, runExecutorWorkItem, UnsafeMutableRawPointer(bitPattern: UInt(id)))
+                executor.context, runExecutorWorkItem,
+                UnsafeMutableRawPointer(bitPattern: UInt(id)))
         case .actor(let actor):
             let id = self.id
             Task { await RunnerCore.runWorkItem(id: id, on: actor) }

@@ -46,11 +46,12 @@ extension RunnerCore {
         }
     }
 
-    private func deliverShaped(_ token: UnsafePointer<dfm_token>, _ entry: UnsafePointer<RouteEntry>)
-        -> Outcome
-    {
+    private func deliverShaped(
+        _ token: UnsafePointer<dfm_token>, _ entry: UnsafePointer<RouteEntry>
+    ) -> Outcome {
         var result: Int32 = 0
-        let status = cdfm_shape_call(entry.pointee.shape, token, entry.pointee.user, &result, nil, 0)
+        let status = cdfm_shape_call(
+            entry.pointee.shape, token, entry.pointee.user, &result, nil, 0)
         if status != DFM_OK.rawValue {
             // A mismatch never calls the function, so asking again for the
             // message is safe; the hot path skips the thread-local buffer.
@@ -121,7 +122,9 @@ enum TokenBridge {
         case DFM_VALUE_ERROR: return .error(text())
         case DFM_VALUE_BYTES:
             return .bytes(
-                Array(UnsafeRawBufferPointer(start: value.as.bytes.data, count: value.as.bytes.length)))
+                Array(
+                    UnsafeRawBufferPointer(
+                        start: value.as.bytes.data, count: value.as.bytes.length)))
         case DFM_VALUE_OBJECT:
             return .object(
                 HostObject(pointer: value.as.object.pointer, release: value.as.object.release))

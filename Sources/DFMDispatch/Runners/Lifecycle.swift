@@ -153,7 +153,8 @@ extension RunnerCore {
             }
             guard taken else { break }
             TokenCodec.read(inFlightSlot, routes: routeIndex, into: &inFlightView.pointee)
-            let entry = routeIndex.entries[Int(inFlightSlot.load(fromByteOffset: Slot.route, as: UInt16.self))]
+            let route = inFlightSlot.load(fromByteOffset: Slot.route, as: UInt16.self)
+            let entry = routeIndex.entries[Int(route)]
             if entry.kind == .swiftAsync,
                 case .async(let callback) = routes.swiftCallbacks[entry.swiftIndex].body
             {

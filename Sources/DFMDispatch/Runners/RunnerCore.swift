@@ -214,7 +214,8 @@ final class RunnerCore: @unchecked Sendable {
         let flags =
             (route >= 0 ? Slot.flagPlaceInterned : 0)
             | (token.pointee.frame.is_stop ? Slot.flagStop : 0)
-        let routeIndex = route >= 0 ? UInt16(truncatingIfNeeded: route) : self.routeIndex.defaultIndex
+        let routeIndex =
+            route >= 0 ? UInt16(truncatingIfNeeded: route) : self.routeIndex.defaultIndex
         let header =
             UInt64(routeIndex) | UInt64(valueKind & 0xFF) << 16
             | UInt64(nodeKind & 0xFF) << 24 | UInt64(flags) << 32 | UInt64(depth) << 40
@@ -269,7 +270,8 @@ final class RunnerCore: @unchecked Sendable {
                 else {
                     for earlier in 0..<index { if let b = buffers[earlier] { queue.spill.give(b) } }
                     return DFMError(
-                        .noMemory, "token \(index): could not allocate \(shape.blobSize(depth: depth)) bytes")
+                        .noMemory,
+                        "token \(index): could not allocate \(shape.blobSize(depth: depth)) bytes")
                 }
                 buffers[index] = buffer
             }
@@ -365,7 +367,9 @@ final class RunnerCore: @unchecked Sendable {
         }
         guard count <= queue.limit else {
             return .failure(
-                refuse(.queueFull, Int(count), fullMessage(pending: queue.pendingCount, count: Int(count))))
+                refuse(
+                    .queueFull, Int(count),
+                    fullMessage(pending: queue.pendingCount, count: Int(count))))
         }
         let deadline = timeout.map { cdfm_now_ns() &+ $0 } ?? 0
         let waiter = self.waiter.unsafelyUnwrapped
@@ -381,7 +385,8 @@ final class RunnerCore: @unchecked Sendable {
                 outcome = .failure(refuse(.closed, Int(count), "the runner was stopped while the "
                     + "dispatch waited for room; \(count) token(s) were refused"))
             case .noMemory:
-                outcome = .failure(refuse(.noMemory, Int(count), "could not allocate a queue segment"))
+                outcome = .failure(
+                    refuse(.noMemory, Int(count), "could not allocate a queue segment"))
             case .full(let pending):
                 if cdfm_waiter_wait(waiter, deadline) { continue }
                 // One last look after the deadline, then give up.
