@@ -35,19 +35,41 @@ public func dfm_callbacks_destroy(_ set: OpaquePointer?) {
     Unmanaged<CallbackSet>.fromOpaque(UnsafeRawPointer(set)).release()
 }
 
+/// Where a registration puts its callback.
+private enum Registration {
+    case defaultCallback
+    case place(UnsafePointer<CChar>?)
+}
+
+/// The one path of the four plain registrations: check the set, the
+/// callback and the place, then store.
+private func register(
+    _ function: StaticString, _ set: OpaquePointer?, _ target: Registration, _ callback: Callback?
+) -> dfm_status {
+    guard let callbacks = callbackSet(set) else {
+        return fail(function, .invalidArgument, "set is NULL")
+    }
+    guard let callback else { return fail(function, .invalidArgument, "callback is NULL") }
+    switch target {
+    case .defaultCallback:
+        callbacks.defaultCallback = callback
+    case .place(let place):
+        switch placeName(place) {
+        case .success(let name): callbacks.setPlace(name, callback)
+        case .failure(let error): return fail(function, error)
+        }
+    }
+    return DFM_OK
+}
+
 /// The C function is `dfm_callbacks_set_default`.
 @_cdecl("dfm_callbacks_set_default")
 public func dfm_callbacks_set_default(
     _ set: OpaquePointer?, _ callback: dfm_callback?, _ user: UnsafeMutableRawPointer?
 ) -> dfm_status {
-    guard let callbacks = callbackSet(set) else {
-        return fail("dfm_callbacks_set_default", .invalidArgument, "set is NULL")
-    }
-    guard let callback else {
-        return fail("dfm_callbacks_set_default", .invalidArgument, "callback is NULL")
-    }
-    callbacks.defaultCallback = Callback(.c(callback, user))
-    return DFM_OK
+    register(
+        "dfm_callbacks_set_default", set, .defaultCallback,
+        callback.map { Callback(.c($0, user)) })
 }
 
 /// The C function is `dfm_callbacks_set_default_async`.
@@ -55,14 +77,9 @@ public func dfm_callbacks_set_default(
 public func dfm_callbacks_set_default_async(
     _ set: OpaquePointer?, _ callback: dfm_async_callback?, _ user: UnsafeMutableRawPointer?
 ) -> dfm_status {
-    guard let callbacks = callbackSet(set) else {
-        return fail("dfm_callbacks_set_default_async", .invalidArgument, "set is NULL")
-    }
-    guard let callback else {
-        return fail("dfm_callbacks_set_default_async", .invalidArgument, "callback is NULL")
-    }
-    callbacks.defaultCallback = Callback(.cAsync(callback, user))
-    return DFM_OK
+    register(
+        "dfm_callbacks_set_default_async", set, .defaultCallback,
+        callback.map { Callback(.cAsync($0, user)) })
 }
 
 /// The C function is `dfm_callbacks_add_place`.
@@ -71,19 +88,8 @@ public func dfm_callbacks_add_place(
     _ set: OpaquePointer?, _ place: UnsafePointer<CChar>?, _ callback: dfm_callback?,
     _ user: UnsafeMutableRawPointer?
 ) -> dfm_status {
-    guard let callbacks = callbackSet(set) else {
-        return fail("dfm_callbacks_add_place", .invalidArgument, "set is NULL")
-    }
-    guard let callback else {
-        return fail("dfm_callbacks_add_place", .invalidArgument, "callback is NULL")
-    }
-    switch placeName(place) {
-    case .success(let name):
-        callbacks.setPlace(name, Callback(.c(callback, user)))
-        return DFM_OK
-    case .failure(let error):
-        return fail("dfm_callbacks_add_place", error)
-    }
+    register(
+        "dfm_callbacks_add_place", set, .place(place), callback.map { Callback(.c($0, user)) })
 }
 
 /// The C function is `dfm_callbacks_add_place_async`.
@@ -92,19 +98,9 @@ public func dfm_callbacks_add_place_async(
     _ set: OpaquePointer?, _ place: UnsafePointer<CChar>?, _ callback: dfm_async_callback?,
     _ user: UnsafeMutableRawPointer?
 ) -> dfm_status {
-    guard let callbacks = callbackSet(set) else {
-        return fail("dfm_callbacks_add_place_async", .invalidArgument, "set is NULL")
-    }
-    guard let callback else {
-        return fail("dfm_callbacks_add_place_async", .invalidArgument, "callback is NULL")
-    }
-    switch placeName(place) {
-    case .success(let name):
-        callbacks.setPlace(name, Callback(.cAsync(callback, user)))
-        return DFM_OK
-    case .failure(let error):
-        return fail("dfm_callbacks_add_place_async", error)
-    }
+    register(
+        "dfm_callbacks_add_place_async", set, .place(place),
+        callback.map { Callback(.cAsync($0, user)) })
 }
 
 /// The C function is `dfm_callbacks_add_shaped`.
