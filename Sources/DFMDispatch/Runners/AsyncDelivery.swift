@@ -182,7 +182,6 @@ extension RunnerCore {
         if let problem = checkManual(operation, wantsAsync: true) { return (result, problem) }
         guard acquireConsumer() else { return (result, busyElsewhere(operation)) }
 
-        resetWakeFD()
         reportLateCompletions()
                 let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
@@ -192,7 +191,8 @@ extension RunnerCore {
         count(Word.delivered, result.delivered)
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
-        afterConsuming(idle: ending == .done)
+        resetWakeFD()
+        afterConsuming(canIdle: ending == .done)
         result.pending = Int(queue.pendingCount)
         releaseConsumer()
         // Last: a destroy requested by a callback may free the runner here.
@@ -252,13 +252,13 @@ extension RunnerCore {
         count(Word.delivered, result.delivered)
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
-        let more = ending == .done && queue.position != queue.snapshotEnd()
-        if ending == .done && !more { afterConsuming(idle: true) }
+        // Idle, or more to do (a new work item), or a callback in flight
+        // (its completion posts the next item).
+        if !isDestroyed { afterConsuming(canIdle: ending == .done) }
         releaseConsumer()
         // The caller (runExecutorWorkItem) holds a reference, so the runner
         // outlives a destroy that runs here.
         runRequests()
-        if more && !isDestroyed { post() }
     }
 }
 

@@ -189,10 +189,8 @@ extension RunnerCore {
         count(Word.delivered, delivered)
         count(Word.failed, failed)
         count(Word.dropped, dropped)
-        let more = queue.position != queue.snapshotEnd()
-        if !more { afterConsuming(idle: true) }
+        if !isDestroyed { afterConsuming(canIdle: true) }
         releaseConsumer()
         runRequests()
-        if more && mode == .executor && !isDestroyed { post() }
     }
 }

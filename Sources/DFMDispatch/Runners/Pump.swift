@@ -169,12 +169,11 @@ extension RunnerCore {
             // call was made have all been seen by then (there were none).
             for _ in 0..<RunnerCore.idlePumpPauses { cdfm_cpu_relax() }
             resetWakeFD()
-            afterConsuming(idle: true)
+            afterConsuming(canIdle: true)
             if maxTokens != 0 || maxNanoseconds != 0 { result.pending = Int(queue.pendingCount) }
             releaseConsumer()
             return (result, nil)
         }
-        resetWakeFD()
         let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         let deadline = maxNanoseconds > 0 ? cdfm_now_ns() &+ maxNanoseconds : 0
@@ -192,7 +191,8 @@ extension RunnerCore {
         count(Word.delivered, result.delivered)
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
-        afterConsuming(idle: true)
+        resetWakeFD()
+        afterConsuming(canIdle: true)
         if maxTokens != 0 || maxNanoseconds != 0 { result.pending = Int(queue.pendingCount) }
         releaseConsumer()
         // Last: a destroy requested by a callback runs here and may free

@@ -491,19 +491,30 @@ final class RunnerCore: @unchecked Sendable {
         settings.notify.call()
     }
 
-    /// Consumer side, at the end of a pump: arm when empty (re-checking for
-    /// tokens that raced in), or keep the fd readable when tokens remain.
-    func afterConsuming(idle: Bool) {
+    /// Consumer side, at the end of a pump: go idle (arm) when nothing is
+    /// ready to deliver, re-checking for a token that raced in; or, when
+    /// tokens remain ready, say so again (wake fd and notify for a manual
+    /// runner, a new work item for an executor runner).  `canIdle` is false
+    /// while an async token is in flight: its completion wakes the runner.
+    func afterConsuming(canIdle: Bool) {
         guard signals else { return }
-                if idle && queue.position == queue.snapshotEnd() {
-            cdfm_store_seq_cst(queue.armedWord, 1)
-            // Seq_cst: the other half of the Dekker pair in signalIfArmed.
-            if cdfm_load_seq_cst(queue.tailWord) & ~SlotQueue.closedBit != queue.position
+        let ready = withQueueLock { queue.peek() != nil }
+        if !ready {
+            guard canIdle else { return }
+            cdfm_store_relaxed(queue.armedWord, 1)
+            // Seq_cst fence: the other half of the Dekker pair in
+            // signalIfArmed (producer: publish, fence, read the arm).  A
+            // token published before the fence is seen by the second look
+            // below; one published after it finds the arm and wakes us.
+            cdfm_fence_seq_cst()
+            if withQueueLock({ queue.peek() != nil })
                 && cdfm_exchange_acq_rel(queue.armedWord, 0) != 0
             {
                 wake()
             }
-        } else if mode == .manual {
+        } else if mode == .executor {
+            post()
+        } else {
             // Tokens remain (they arrived during the pump, or the budget
             // ran out): the host must hear that another pump is worth it,
             // or a host that waits for the signal would wait forever.
@@ -512,9 +523,10 @@ final class RunnerCore: @unchecked Sendable {
         }
     }
 
-    /// Consumer side, at the start of a pump: make the fd unreadable until
-    /// the next signal.  Only when the arm was taken, so an idle pump
-    /// costs no system call.
+    /// Consumer side, after delivering: make the fd unreadable until the
+    /// next signal (afterConsuming then re-arms or signals again).  Only
+    /// when the arm was taken, so an idle pump costs no system call; and
+    /// after delivery, so the system call is not on the wake-up's path.
     @inline(__always)
     func resetWakeFD() {
         guard wakeFD >= 0 else { return }
