@@ -88,6 +88,7 @@ else
     tally build 1 0
 fi
 
+run_counted library-dependencies Tests/c/abi/check_ldd.sh
 run_counted c-tests Tests/c/run.sh
 run_counted c-tests-asan env TEST_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 Tests/c/run.sh
