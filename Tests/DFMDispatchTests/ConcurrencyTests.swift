@@ -56,7 +56,7 @@ struct ConcurrencyTests {
     @Test("4 producers × 100,000 tokens into a manual runner: each delivered once, in order")
     func manualManyProducers() async throws {
         let producers = 4
-        let perProducer = 100_000
+        let perProducer = scaled(100_000)
         let total = producers * perProducer
         let ledger = Ledger(producers: producers)
         let runner = try ManualDispatcher().createManualRunner(
@@ -115,7 +115,7 @@ struct ConcurrencyTests {
     @Test("producers in batches into a bounded blocking queue: nothing lost, order kept")
     func manualBlockingBatches() async throws {
         let producers = 4
-        let perProducer = 20_000
+        let perProducer = scaled(20_000)
         let batch = 8
         let total = producers * perProducer
         let ledger = Ledger(producers: producers)
@@ -161,7 +161,7 @@ struct ConcurrencyTests {
 
     @Test("a direct runner called from 4 threads runs every callback once")
     func directFourThreads() async throws {
-        let perThread = 25_000
+        let perThread = scaled(25_000)
         let calls = Atomic<Int>(0)
         let runner = try DirectDispatcher().createRunner(
             defaultCallback: .sync { _, _, _, _, _ in calls.add(1, ordering: .relaxed) })
@@ -185,7 +185,7 @@ struct ConcurrencyTests {
             "library bug: an actor executor runner can stall with tokens pending (swiftDrain)"))
     func executorManyProducers() async throws {
         let producers = 4
-        let perProducer = 5_000
+        let perProducer = scaled(5_000)
         let total = producers * perProducer
         let ledger = Ledger(producers: producers)
         let inFlight = Atomic<Int>(0)
@@ -262,7 +262,7 @@ struct ConcurrencyTests {
         let group = ThreadGroup()
         for _ in 0..<3 {
             group.spawn {
-                for _ in 0..<20_000 {
+                for _ in 0..<scaled(20_000) {
                     let data = countingObject(releases)
                     created.increment()
                     do {
@@ -280,7 +280,9 @@ struct ConcurrencyTests {
         pumper.spawn {
             _ = waitUntilBlocking(seconds: 60) {
                 _ = try? runner.processPending()
-                if !stopped.load(ordering: .relaxed) && runner.stats.dispatched >= 10_000 {
+                if !stopped.load(ordering: .relaxed)
+                    && runner.stats.dispatched >= UInt64(scaled(10_000))
+                {
                     runner.stop(.discard)
                     stopped.store(true, ordering: .relaxed)
                 }

@@ -92,6 +92,15 @@ func token(
     Token(site: site, node: node, frame: frame, place: place, data: data)
 }
 
+/// True when the tests run under Thread Sanitizer, which slows the
+/// atomics-heavy paths by an order of magnitude or more.
+let underThreadSanitizer = dlsym(nil, "__tsan_init") != nil
+
+/// The volume of a stress test: `count`, or a twentieth of it under Thread
+/// Sanitizer, so that the run still ends in time (the interleavings matter
+/// there, not the volume).
+func scaled(_ count: Int) -> Int { underThreadSanitizer ? max(count / 20, 100) : count }
+
 /// Polls `condition` every millisecond until it holds or `seconds` pass.
 func waitUntil(
     seconds: Double = 10, _ condition: @Sendable () -> Bool
