@@ -180,9 +180,7 @@ struct ConcurrencyTests {
     }
 
     @Test(
-        "producers on several threads into an executor runner: all delivered, order kept",
-        .disabled(
-            "library bug: an actor executor runner can stall with tokens pending (swiftDrain)"))
+        "producers on several threads into an executor runner: all delivered, order kept")
     func executorManyProducers() async throws {
         let producers = 4
         let perProducer = scaled(5_000)
@@ -225,9 +223,7 @@ struct ConcurrencyTests {
     }
 
     @Test(
-        "bursty producers never leave an executor runner stalled with tokens pending",
-        .disabled(
-            "library bug: swiftDrain may post before releaseConsumer; the new item quits"))
+        "bursty producers never leave an executor runner stalled with tokens pending")
     func executorNeverStalls() async throws {
         for round in 0..<20 {
             let delivered = Atomic<Int>(0)

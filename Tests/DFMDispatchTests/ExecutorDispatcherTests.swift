@@ -190,9 +190,7 @@ struct ExecutorDispatcherTests {
     }
 
     @Test(
-        "callbacks run on the serial executor the dispatcher was given",
-        .disabled(
-            "library bug: async callbacks run on the global executor, not the given one"))
+        "callbacks run on the serial executor the dispatcher was given")
     func runsOnGivenExecutor() async throws {
         let executor = ThreadExecutor()
         defer { executor.shutdown() }
@@ -207,9 +205,7 @@ struct ExecutorDispatcherTests {
     }
 
     @Test(
-        "callbacks run isolated to the actor the dispatcher was given",
-        .disabled(
-            "library bug: async callbacks run on the global executor, not the given one"))
+        "callbacks run isolated to the actor the dispatcher was given")
     func runsOnGivenActor() async throws {
         let executor = ThreadExecutor()
         defer { executor.shutdown() }

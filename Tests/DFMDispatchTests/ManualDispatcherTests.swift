@@ -302,9 +302,7 @@ struct ManualStrongerTests {
     }
 
     @Test(
-        "processPending() async from inside one of the runner's own callbacks gets busy",
-        .disabled(
-            "library bug: swiftDrain returns silently instead of throwing busy"))
+        "processPending() async from inside one of the runner's own callbacks gets busy")
     func reentrantAsyncPumpIsBusy() async throws {
         let holder = Mutex<ManualCallbackRunner?>(nil)
         let inner = Mutex<Status??>(nil)
@@ -322,9 +320,7 @@ struct ManualStrongerTests {
     }
 
     @Test(
-        "a second processPending() async while one is running gets busy",
-        .disabled(
-            "library bug: swiftDrain returns silently instead of throwing busy"))
+        "a second processPending() async while one is running gets busy")
     func concurrentAsyncPumpIsBusy() async throws {
         let gate = Atomic<Bool>(false)
         let started = Counter()

@@ -7,9 +7,12 @@ public typealias SyncCallback =
     throws -> Void
 
 /// An asynchronous callback: the reference's five values, awaited in order.
+/// It runs on the caller's actor: the executor runner's actor or serial
+/// executor, or the task that called `processPending() async`.
 public typealias AsyncCallback =
-    @Sendable (_ site: String, _ node: NodeID, _ frame: Frame, _ place: String, _ data: Value)
-    async throws -> Void
+    nonisolated(nonsending) @Sendable (
+        _ site: String, _ node: NodeID, _ frame: Frame, _ place: String, _ data: Value
+    ) async throws -> Void
 
 /// Receives failures: the token (nil when the failure has no token, such as
 /// a second completion) and the error.

@@ -229,13 +229,22 @@ public final class ManualCallbackRunner: BasicCallbackRunner, @unchecked Sendabl
     }
 
     /// Delivers the pending tokens to async callbacks, awaiting each in
-    /// order.  Async callbacks (or none) only.  Not bound to a thread:
-    /// concurrent calls get `busy`.
-    public func processPending() async throws(DFMError) {
+    /// order, on the caller's actor.  Async callbacks (or none) only.  Not
+    /// bound to a thread, but one drain at a time: a call while another
+    /// runs (from another task, or from inside one of the callbacks) gets
+    /// `busy`.
+    nonisolated(nonsending) public func processPending() async throws(DFMError) {
         if core.routes.kind == .sync {
             throw DFMError(
                 .wrongKind,
                 "processPending() async cannot run sync callbacks; use processPending() instead")
+        }
+        guard core.acquireConsumer() else {
+            throw DFMError(
+                .busy,
+                "processPending() async was called while another drain of this runner is "
+                    + "running (from another task, from inside one of its callbacks, or a stop "
+                    + "discarding)")
         }
         let before = core.stats().failed
         await core.swiftDrain()

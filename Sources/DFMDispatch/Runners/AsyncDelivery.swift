@@ -27,7 +27,7 @@ extension RunnerCore {
     func drainAsync(limit: Int, end: UInt64, _ result: inout PumpResult, _ dropped: inout Int)
         -> DrainEnd
     {
-                var started = 0
+        var started = 0
         while true {
             switch finishInFlight(&result) {
             case .stillRunning: return .waiting
@@ -128,6 +128,11 @@ extension RunnerCore {
         guard accepted else {
             count(Word.failed, 1)
             cdfm_fetch_add_relaxed(word(Word.lateCompletions), 1)
+            // The report goes to the error handler on the runner's thread:
+            // wake an idle runner like a producer would, or it would hold
+            // the report until the next token came.  A runner that is not
+            // idle reports it before it arms (afterConsuming looks).
+            if !isDestroyed { signalIfArmed() }
             return DFMError(
                 .invalidArgument,
                 "dfm_complete: this completion was already completed (or is not the token in "
@@ -183,7 +188,7 @@ extension RunnerCore {
         guard acquireConsumer() else { return (result, busyElsewhere(operation)) }
 
         reportLateCompletions()
-                let end = queue.snapshotEnd()
+        let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         var dropped = 0
         let ending = drainAsync(limit: Int.max, end: end, &result, &dropped)
@@ -192,7 +197,7 @@ extension RunnerCore {
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
         resetWakeFD()
-        afterConsuming(canIdle: ending == .done)
+        afterConsuming(callbackInFlight: ending == .waiting)
         result.pending = Int(queue.pendingCount)
         releaseConsumer()
         // Last: a destroy requested by a callback may free the runner here.
@@ -226,7 +231,9 @@ extension RunnerCore {
     }
 
     private static func runWorkItem(id: UInt32, on actor: isolated any Actor) async {
-        guard let runner = Registry.shared.lookup(id) else { return }
+        guard let runner = Registry.shared.lookup(id), !runner.isDestroyed,
+            runner.takeTurn()
+        else { return }
         await runner.swiftDrain()
     }
 
@@ -234,13 +241,9 @@ extension RunnerCore {
     /// new item if more are pending, or the arm when idle.
     func workItem() {
         if isDestroyed { return }
-        guard acquireConsumer() else {
-            // A stop is discarding on another thread: it re-posts nothing,
-            // so neither may we lose this turn.
-            return
-        }
+        guard takeTurn() else { return }
         reportLateCompletions()
-                noteHighWater(queue.snapshotEnd() &- queue.position)
+        noteHighWater(queue.snapshotEnd() &- queue.position)
         var result = PumpResult(delivered: 0, failed: 0, pending: 0)
         var dropped = 0
         let previous = cdfm_get_current_runner()
@@ -254,7 +257,7 @@ extension RunnerCore {
         count(Word.dropped, dropped)
         // Idle, or more to do (a new work item), or a callback in flight
         // (its completion posts the next item).
-        if !isDestroyed { afterConsuming(canIdle: ending == .done) }
+        if !isDestroyed { afterConsuming(callbackInFlight: ending == .waiting) }
         releaseConsumer()
         // The caller (runExecutorWorkItem) holds a reference, so the runner
         // outlives a destroy that runs here.

@@ -64,7 +64,7 @@ extension RunnerCore {
     /// closed, so its tail is final; a producer still writing a slot it
     /// reserved before the close finishes in moments, and we wait for it.
     private func discardPending() {
-                var releases: [ObjectRelease] = []
+        var releases: [ObjectRelease] = []
         var discarded = 0
         withQueueLock {
             let end = queue.snapshotEnd()
@@ -134,10 +134,12 @@ extension RunnerCore {
 
     /// Delivers to Swift async callbacks, in order, one at a time: the
     /// executor runner's work on its actor, and the manual runner's
-    /// `processPending() async`.
-    func swiftDrain() async {
-        guard acquireConsumer() else { return }
-                let end = queue.snapshotEnd()
+    /// `processPending() async`.  The caller holds the consumer role; this
+    /// lets it go.  Nonsending: the drain and the callbacks it awaits run on
+    /// the caller's actor (the executor runner's, or that of the task that
+    /// called `processPending() async`), never on the global executor.
+    nonisolated(nonsending) func swiftDrain() async {
+        let end = queue.snapshotEnd()
         noteHighWater(end &- queue.position)
         var delivered = 0
         var failed = 0
@@ -189,7 +191,7 @@ extension RunnerCore {
         count(Word.delivered, delivered)
         count(Word.failed, failed)
         count(Word.dropped, dropped)
-        if !isDestroyed { afterConsuming(canIdle: true) }
+        if !isDestroyed { afterConsuming(callbackInFlight: false) }
         releaseConsumer()
         runRequests()
     }

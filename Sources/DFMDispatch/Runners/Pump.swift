@@ -169,7 +169,7 @@ extension RunnerCore {
             // call was made have all been seen by then (there were none).
             for _ in 0..<RunnerCore.idlePumpPauses { cdfm_cpu_relax() }
             resetWakeFD()
-            afterConsuming(canIdle: true)
+            afterConsuming(callbackInFlight: false)
             if maxTokens != 0 || maxNanoseconds != 0 { result.pending = Int(queue.pendingCount) }
             releaseConsumer()
             return (result, nil)
@@ -192,7 +192,7 @@ extension RunnerCore {
         count(Word.failed, result.failed)
         count(Word.dropped, dropped)
         resetWakeFD()
-        afterConsuming(canIdle: true)
+        afterConsuming(callbackInFlight: false)
         if maxTokens != 0 || maxNanoseconds != 0 { result.pending = Int(queue.pendingCount) }
         releaseConsumer()
         // Last: a destroy requested by a callback runs here and may free
@@ -217,7 +217,7 @@ extension RunnerCore {
         end: UInt64, maxTokens: Int, deadline: UInt64, _ result: inout PumpResult,
         _ dropped: inout Int
     ) {
-                var view = dfm_token()
+        var view = dfm_token()
         var handled = 0
         while queue.position < end {
             if cdfm_load_relaxed(word(Word.requests)) & RunnerCore.requestDiscard != 0 { break }

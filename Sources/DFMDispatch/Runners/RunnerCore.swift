@@ -143,6 +143,7 @@ final class RunnerCore: @unchecked Sendable {
         // Roles.
         static let owner = 128
         static let consumer = 136
+        static let missedTurn = 144
         static let bytes = 192
     }
 
@@ -299,7 +300,7 @@ final class RunnerCore: @unchecked Sendable {
             for (pointer, release) in releases { release(pointer) }
             return outcome
         }
-                let total = UInt64(count)
+        let total = UInt64(count)
         var first: UInt64
         switch queue.reserve(total) {
         case .reserved(let index):
@@ -315,7 +316,7 @@ final class RunnerCore: @unchecked Sendable {
                 case .failure(let error): return error
                 }
             } else {
-                return refuse(.queueFull, count, fullMessage(pending: pending, count: count))
+                return refuseFull(pending: pending, count: count)
             }
         }
         write(tokens, count: count, spills: spills, at: first)
@@ -327,7 +328,7 @@ final class RunnerCore: @unchecked Sendable {
         _ tokens: UnsafePointer<dfm_token>, count: Int,
         spills: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, at first: UInt64
     ) {
-                var shape = TokenShape()
+        var shape = TokenShape()
         for index in 0..<count {
             let token = tokens + index
             // Measured again instead of kept from pass 1: re-reading a few
@@ -340,14 +341,23 @@ final class RunnerCore: @unchecked Sendable {
         if signals { signalIfArmed() }
     }
 
+    /// A bounded queue that is full refuses with `queueFull`; an unbounded
+    /// one at the limit of its directory with `noMemory` (the header's
+    /// promise: unbounded queues are full only when memory runs out).
+    private func refuseFull(pending: UInt64, count: Int) -> DFMError {
+        refuse(
+            queue.bounded ? .queueFull : .noMemory, count,
+            fullMessage(pending: pending, count: count))
+    }
+
     private func fullMessage(pending: UInt64, count: Int) -> String {
         let capacity = queue.limit
         if queue.bounded {
             return "the queue is full (capacity \(capacity) tokens, \(pending) pending); the batch "
                 + "of \(count) token(s) was refused"
         }
-        return "the queue reached its limit of \(capacity) pending tokens; the batch of \(count) "
-            + "token(s) was refused"
+        return "the unbounded queue reached its hard limit of \(capacity) pending tokens; the "
+            + "batch of \(count) token(s) was refused (pump to make room)"
     }
 
     private func refuse(_ status: Status, _ count: Int, _ message: String) -> DFMError {
@@ -357,7 +367,7 @@ final class RunnerCore: @unchecked Sendable {
 
     /// DFM_OVERFLOW_BLOCK: wait until the consumer makes room.
     private func waitForRoom(count: UInt64, timeout: UInt64?) -> Result<UInt64, DFMError> {
-                let me = cdfm_thread_id()
+        let me = cdfm_thread_id()
         if cdfm_load_relaxed(word(Word.owner)) == me || cdfm_get_current_runner() == selfPointer {
             return .failure(
                 refuse(
@@ -422,7 +432,7 @@ final class RunnerCore: @unchecked Sendable {
         _ spills: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
         releasing releases: inout [ObjectRelease]
     ) -> DFMError? {
-                if queue.isClosed {
+        if queue.isClosed {
             return refuse(.closed, count, "the runner is stopped; \(count) token(s) were refused")
         }
         guard UInt64(count) <= queue.limit else {
@@ -450,7 +460,7 @@ final class RunnerCore: @unchecked Sendable {
         _ tokens: UnsafePointer<dfm_token>, _ count: Int,
         _ spills: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> DFMError? {
-                switch queue.reserve(UInt64(count)) {
+        switch queue.reserve(UInt64(count)) {
         case .reserved(let first):
             write(tokens, count: count, spills: spills, at: first)
             return nil
@@ -459,7 +469,7 @@ final class RunnerCore: @unchecked Sendable {
         case .noMemory:
             return refuse(.noMemory, count, "could not allocate a queue segment")
         case .full(let pending):
-            return refuse(.queueFull, count, fullMessage(pending: pending, count: count))
+            return refuseFull(pending: pending, count: count)
         }
     }
 
@@ -494,20 +504,24 @@ final class RunnerCore: @unchecked Sendable {
     /// Consumer side, at the end of a pump: go idle (arm) when nothing is
     /// ready to deliver, re-checking for a token that raced in; or, when
     /// tokens remain ready, say so again (wake fd and notify for a manual
-    /// runner, a new work item for an executor runner).  `canIdle` is false
-    /// while an async token is in flight: its completion wakes the runner.
-    func afterConsuming(canIdle: Bool) {
-        guard signals else { return }
+    /// runner, a new work item for an executor runner).  While an async
+    /// callback is in flight it does neither: the completion wakes the
+    /// runner, and a signal now would only spin the host (a work item that
+    /// finds the callback still running would post the next at once).
+    func afterConsuming(callbackInFlight: Bool) {
+        guard signals, !callbackInFlight else { return }
         let ready = withQueueLock { queue.peek() != nil }
         if !ready {
-            guard canIdle else { return }
             cdfm_store_relaxed(queue.armedWord, 1)
             // Seq_cst fence: the other half of the Dekker pair in
             // signalIfArmed (producer: publish, fence, read the arm).  A
             // token published before the fence is seen by the second look
             // below; one published after it finds the arm and wakes us.
             cdfm_fence_seq_cst()
-            if withQueueLock({ queue.peek() != nil })
+            // A second completion counted before the fence is reported by
+            // the work item or pump this wakes (see complete).
+            let late = cdfm_load_relaxed(word(Word.lateCompletions)) != 0
+            if (late || withQueueLock({ queue.peek() != nil }))
                 && cdfm_exchange_acq_rel(queue.armedWord, 0) != 0
             {
                 wake()
@@ -549,6 +563,32 @@ final class RunnerCore: @unchecked Sendable {
     @inline(__always)
     func releaseConsumer() {
         cdfm_store_seq_cst(word(Word.consumer), 0)
+        // Seq_cst load after the seq_cst release of the role: the other
+        // half of the Dekker pair in takeTurn.  Either that work item's
+        // second try saw the role free, or we see its flag here and post
+        // the turn it could not take.
+        if mode == .executor && cdfm_load_seq_cst(word(Word.missedTurn)) != 0 {
+            repostMissedTurn()
+        }
+    }
+
+    /// An executor work item's claim on the consumer role.  The role can be
+    /// held elsewhere: by the item that posted this one and has not let go
+    /// yet (a host executor with several threads runs the new item at once),
+    /// or by a stop that is discarding.  The item must not vanish then, or
+    /// the runner would sit with tokens pending and nothing posted: it
+    /// leaves a flag that the holder reads after letting go.
+    func takeTurn() -> Bool {
+        if acquireConsumer() { return true }
+        // Seq_cst store, then a second try: see releaseConsumer.
+        cdfm_store_seq_cst(word(Word.missedTurn), 1)
+        return acquireConsumer()
+    }
+
+    private func repostMissedTurn() {
+        // Acquire-release exchange: one thread takes the flag and posts.
+        guard cdfm_exchange_acq_rel(word(Word.missedTurn), 0) != 0, !isDestroyed else { return }
+        post()
     }
 
     /// Checks that the calling thread may pump: not from inside one of our
@@ -602,7 +642,7 @@ final class RunnerCore: @unchecked Sendable {
     /// Moves up to `limit` tokens out of the queue into `chunk`, under the
     /// drop lock (or directly when there is none).  Returns how many.
     func takeChunk(limit: Int, end: UInt64) -> Int {
-                let take = { () -> Int in
+        let take = { () -> Int in
             var taken = 0
             while taken < limit && self.queue.position < end {
                 guard let slot = self.queue.peek() else { break }
