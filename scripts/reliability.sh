@@ -32,7 +32,7 @@
 # Environment:
 #   CC            compiler of the plain programs (cc)
 #   TSAN_CC       compiler of the ThreadSanitizer builds (gcc)
-#   FUZZ_CC       clang with libFuzzer (/opt/swift/usr/bin/clang, or clang)
+#   FUZZ_CC       clang with libFuzzer (default: the Swift toolchain's)
 #   DFM_RELIABILITY_NO_VALGRIND=1   skip the valgrind step
 set -u
 cd "$(dirname "$0")/.."
@@ -42,8 +42,14 @@ lib=$out/lib
 logs=$out/logs
 cc=${CC:-cc}
 tsan_cc=${TSAN_CC:-gcc}
+# The Swift toolchain's clang ships libFuzzer and lld; Debian's clang
+# needs its libclang-rt package for -fsanitize=fuzzer.
+swift_bin=$(dirname "$(readlink -f "$(command -v swift 2>/dev/null ||
+    echo /opt/swift/usr/bin/swift)")")
 if [ -n "${FUZZ_CC:-}" ]; then
     fuzz_cc=$FUZZ_CC
+elif [ -x "$swift_bin/clang" ]; then
+    fuzz_cc=$swift_bin/clang
 elif [ -x /opt/swift/usr/bin/clang ]; then
     fuzz_cc=/opt/swift/usr/bin/clang
 else
