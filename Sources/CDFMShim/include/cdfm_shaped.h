@@ -54,6 +54,14 @@ int cdfm_shape_call(const cdfm_shape *shape, const dfm_token *token,
                     void *user_data, int *result, char *message,
                     size_t capacity);
 
+/* The delivery path's form of cdfm_shape_call, without a message: the
+ * status in the high 32 bits, the function's int result (0 for a void
+ * function) in the low 32.  It returns both in a register so that the
+ * Swift caller takes no local's address, which would cost it a stack
+ * protector check on every call. */
+int64_t cdfm_shape_invoke(const cdfm_shape *shape, const dfm_token *token,
+                          void *user_data);
+
 /* The same through libffi even when a precompiled stub exists: tests use
  * it to check that both paths pass identical arguments. */
 int cdfm_shape_call_ffi(const cdfm_shape *shape, const dfm_token *token,

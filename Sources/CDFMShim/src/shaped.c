@@ -1393,6 +1393,14 @@ int cdfm_shape_call(const cdfm_shape *shape, const dfm_token *token,
                         capacity);
 }
 
+int64_t cdfm_shape_invoke(const cdfm_shape *shape, const dfm_token *token,
+                          void *user_data) {
+    int result = 0;
+    int status = cdfm_shape_call(shape, token, user_data, &result, NULL, 0);
+
+    return (int64_t)((uint64_t)(uint32_t)status << 32 | (uint32_t)result);
+}
+
 int cdfm_shape_call_ffi(const cdfm_shape *shape, const dfm_token *token,
                         void *user_data, int *result, char *message,
                         size_t capacity) {

@@ -46,23 +46,33 @@ extension RunnerCore {
         }
     }
 
+    @inline(__always)
     private func deliverShaped(
         _ token: UnsafePointer<dfm_token>, _ entry: UnsafePointer<RouteEntry>
     ) -> Outcome {
-        var result: Int32 = 0
-        let status = cdfm_shape_call(
-            entry.pointee.shape, token, entry.pointee.user, &result, nil, 0)
+        let packed = cdfm_shape_invoke(entry.pointee.shape, token, entry.pointee.user)
+        if packed == 0 { return .delivered }
+        return shapedFailure(token, entry, packed)
+    }
+
+    /// A mismatch (the function was not called) or a non-zero result.
+    @inline(never)
+    private func shapedFailure(
+        _ token: UnsafePointer<dfm_token>, _ entry: UnsafePointer<RouteEntry>, _ packed: Int64
+    ) -> Outcome {
+        let status = Int32(truncatingIfNeeded: packed >> 32)
+        let result = Int32(truncatingIfNeeded: packed)
         if status != DFM_OK.rawValue {
             // A mismatch never calls the function, so asking again for the
             // message is safe; the hot path skips the thread-local buffer.
             let message = cdfm_message_buffer()!
+            var ignored: Int32 = 0
             _ = cdfm_shape_call(
-                entry.pointee.shape, token, entry.pointee.user, &result, message,
+                entry.pointee.shape, token, entry.pointee.user, &ignored, message,
                 Int(CDFM_MESSAGE_CAPACITY))
             report(token, Status(rawValue: status) ?? .typeMismatch, String(cString: message))
             return .failed
         }
-        if result == 0 { return .delivered }
         report(
             token, .callbackFailed,
             "the shaped callback for place '\(placeName(token))' returned \(result)")
