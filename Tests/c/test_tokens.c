@@ -3,10 +3,12 @@
  * refused batch is refused whole (and leaves its OBJECT payloads with the
  * caller), and that a callback sees exactly what was dispatched, copied.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "check.h"
 #include "fixtures.h"
 
 #include <math.h>
+#include <sys/mman.h>
 
 /* ---- Refused tokens -------------------------------------------------- */
 
@@ -872,6 +874,312 @@ static void test_large_tokens_arrive_whole(void)
     dfm_runner_destroy(direct);
 }
 
+/* ---- Single tokens of every short shape ------------------------------ */
+
+/* One token at a time takes the dispatch fast path whenever its site and
+ * place are short ASCII strings; these tests give it every alignment and
+ * length around that limit (0 to 9 bytes at offsets 0 to 7, and strings
+ * that end on the last byte of a page whose successor is unmapped), non-
+ * ASCII and invalid bytes, every frame depth around the inline limit,
+ * both node kinds it accepts, and callback sets that are scanned and
+ * hashed.  Each delivered token must equal the dispatched one, on the
+ * callback its place routes to. */
+
+#define SHORT_SITES 120
+#define SHORT_PLACES 16
+
+static char *short_sites[SHORT_SITES];
+static size_t short_site_count;
+static char *short_places[SHORT_PLACES];
+static size_t short_place_count;
+static char short_arena[SHORT_SITES * 32];
+static size_t short_arena_used;
+static unsigned char *guarded_page;
+
+/* A copy of `text` that starts `offset` bytes past an 8-byte boundary. */
+static char *short_copy_at(const char *text, size_t offset)
+{
+    char *copy;
+
+    short_arena_used = (short_arena_used + 7) & ~(size_t)7;
+    copy = short_arena + short_arena_used + offset;
+    strcpy(copy, text);
+    short_arena_used += offset + strlen(text) + 1;
+    return copy;
+}
+
+/* A copy of `text` whose terminator is the last byte of a readable page
+ * followed by an inaccessible one: a read past it would crash.  Each copy
+ * has a page of its own. */
+#define GUARDED_PAGES 16
+
+static size_t guarded_pages_used;
+
+static char *short_copy_at_page_end(const char *text)
+{
+    size_t length = strlen(text);
+    unsigned char *page = guarded_page + 8192 * guarded_pages_used++;
+    char *copy = (char *)page + 4096 - length - 1;
+
+    memcpy(copy, text, length + 1);
+    return copy;
+}
+
+static const char *const short_texts[] = {
+    "", "a", "ab", "abc", "abcd", "site-", "site-a", "site-ab",
+    "site-abc", "site-abcd"
+};
+
+static void build_short_strings(void)
+{
+    size_t text, offset, i;
+
+    short_site_count = 0;
+    short_arena_used = 0;
+    for (text = 0; text < 10; text++)
+        for (offset = 0; offset < 8; offset++)
+            short_sites[short_site_count++] =
+                short_copy_at(short_texts[text], offset);
+    for (text = 0; text < 10; text++)
+        short_sites[short_site_count++] =
+            short_copy_at_page_end(short_texts[text]);
+    /* Valid UTF-8 beyond ASCII at each position of a short string. */
+    for (i = 0; i < 6; i++) {
+        char text_with_e[16] = "abcdef";
+
+        memmove(text_with_e + i + 2, text_with_e + i, 6 - i + 1);
+        text_with_e[i] = (char)0xc3;
+        text_with_e[i + 1] = (char)0xa9;
+        short_sites[short_site_count++] = short_copy_at(text_with_e, i);
+    }
+
+    short_place_count = 0;
+    short_places[short_place_count++] = short_copy_at("p0", 1);
+    short_places[short_place_count++] = short_copy_at("p2", 6);
+    short_places[short_place_count++] = short_copy_at("p3", 7);
+    short_places[short_place_count++] = short_copy_at("", 3);
+    short_places[short_place_count++] = short_copy_at("p1234567", 0);
+    short_places[short_place_count++] = short_copy_at("p123456", 5);
+    short_places[short_place_count++] = short_copy_at("pl\xc3\xa4", 2);
+    short_places[short_place_count++] = short_copy_at("p\xc3\xa4", 4);
+    short_places[short_place_count++] = short_copy_at("place-eight", 0);
+    short_places[short_place_count++] = short_copy_at_page_end("p1");
+    short_places[short_place_count++] = short_copy_at_page_end("h8");
+}
+
+/* Registered places: scanned sets have up to 8, hashed sets more. */
+static const char *const scanned_places[] = {
+    "p0", "p1", "p2", "", "p123456", "pl\xc3\xa4", "place-eight"
+};
+static const char *const hashed_places[] = {
+    "p0", "p1", "p2", "", "p123456", "pl\xc3\xa4", "place-eight", "h7",
+    "h8", "h9"
+};
+
+typedef struct short_expectation {
+    const dfm_token *token;   /* what was dispatched */
+    const char *route;        /* the registered place it must reach, or
+                                 NULL for the default callback */
+    size_t seen;
+    size_t wrong;
+} short_expectation;
+
+static short_expectation short_expected;
+
+typedef struct short_route {
+    const char *place;        /* NULL: the default callback */
+} short_route;
+
+static short_route short_routes[16];
+
+static int short_token_callback(const dfm_token *got, void *user_data)
+{
+    const short_route *route = (const short_route *)user_data;
+    const dfm_token *want = short_expected.token;
+    bool ok = true;
+
+    short_expected.seen++;
+    if (want == NULL) {
+        short_expected.wrong++;
+        return 0;
+    }
+    ok &= (route->place == NULL) == (short_expected.route == NULL);
+    ok &= route->place == NULL || strcmp(route->place, short_expected.route) == 0;
+    ok &= got->source_site != NULL
+          && strcmp(got->source_site, want->source_site) == 0;
+    ok &= got->target_place != NULL
+          && strcmp(got->target_place, want->target_place) == 0;
+    ok &= node_matches(&got->source_node, &want->source_node);
+    ok &= frame_matches(&got->frame, &want->frame);
+    ok &= value_matches(&got->data, &want->data);
+    if (!ok) {
+        short_expected.wrong++;
+        fprintf(stderr, "    site \"%s\", place \"%s\" arrived wrong\n",
+                want->source_site, want->target_place);
+    }
+    return 0;
+}
+
+static dfm_callbacks *short_set(const char *const *places, size_t count)
+{
+    dfm_callbacks *set = dfm_callbacks_create();
+    size_t i;
+
+    CHECK(set != NULL);
+    for (i = 0; i < count; i++) {
+        short_routes[i].place = places[i];
+        CHECK_STATUS(dfm_callbacks_add_place(set, places[i],
+                                             short_token_callback,
+                                             &short_routes[i]),
+                     DFM_OK);
+    }
+    short_routes[count].place = NULL;
+    CHECK_STATUS(dfm_callbacks_set_default(set, short_token_callback,
+                                           &short_routes[count]),
+                 DFM_OK);
+    return set;
+}
+
+static const char *expected_route(const char *place,
+                                  const char *const *places, size_t count)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        if (strcmp(places[i], place) == 0)
+            return places[i];
+    return NULL;
+}
+
+/* Dispatches every site with every place, one token at a time, with
+ * depths 0 to 10 and none, integer and object-free scalar data in turn,
+ * and checks each delivery. */
+static void dispatch_short_tokens(dfm_runner *runner, bool pump,
+                                  const char *const *places, size_t count)
+{
+    static const int64_t levels[10] = { 9, -1, 0, 7, INT64_MAX, 3, 2, 1,
+                                        INT64_MIN, 5 };
+    size_t site, place, round = 0, delivered = 0;
+
+    for (site = 0; site < short_site_count; site++) {
+        for (place = 0; place < short_place_count; place++) {
+            dfm_token token = token_make(short_places[place],
+                                         value_int((int64_t)round));
+
+            token.source_site = short_sites[site];
+            token.frame.depth = round % 11;
+            token.frame.levels = token.frame.depth ? levels : NULL;
+            if (round % 3 == 0) {
+                token.source_node.kind = DFM_NODE_INT;
+                token.source_node.id = -(int64_t)round;
+            }
+            if (round % 5 == 0) {
+                token.data.kind = DFM_VALUE_DOUBLE;
+                token.data.as.real = (double)round / 4;
+            }
+            if (round % 7 == 0)
+                token.frame.is_stop = token.frame.depth == 0;
+            short_expected.token = &token;
+            short_expected.route = expected_route(short_places[place],
+                                                  places, count);
+            CHECK_STATUS(dfm_runner_dispatch(runner, &token, 1), DFM_OK);
+            if (pump)
+                CHECK_STATUS(dfm_process_pending(runner), DFM_OK);
+            short_expected.token = NULL;
+            delivered++;
+            round++;
+        }
+    }
+    CHECK_EQ(short_expected.seen, delivered);
+    CHECK_EQ(short_expected.wrong, 0);
+    short_expected.seen = 0;
+    short_expected.wrong = 0;
+}
+
+static void with_guarded_page(void (*body)(void))
+{
+    size_t size = 8192 * GUARDED_PAGES, page;
+
+    guarded_page = (unsigned char *)mmap(NULL, size, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!CHECK(guarded_page != MAP_FAILED))
+        return;
+    for (page = 0; page < GUARDED_PAGES; page++)
+        CHECK(mprotect(guarded_page + 8192 * page + 4096, 4096, PROT_NONE)
+              == 0);
+    guarded_pages_used = 0;
+    build_short_strings();
+    body();
+    munmap(guarded_page, size);
+}
+
+static void short_tokens_through_every_runner(void)
+{
+    const char *const *sets[3] = { scanned_places, hashed_places, NULL };
+    size_t counts[3] = {
+        sizeof scanned_places / sizeof scanned_places[0],
+        sizeof hashed_places / sizeof hashed_places[0], 0
+    };
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        dfm_callbacks *set = short_set(sets[i], counts[i]);
+        dfm_runner *manual = manual_runner(set);
+        dfm_runner *direct = direct_runner(set);
+
+        dfm_callbacks_destroy(set);
+        dispatch_short_tokens(manual, true, sets[i], counts[i]);
+        dispatch_short_tokens(direct, false, sets[i], counts[i]);
+        CHECK_EQ(stats_of(manual).failed, 0);
+        CHECK_EQ(stats_of(direct).failed, 0);
+        dfm_runner_destroy(manual);
+        dfm_runner_destroy(direct);
+    }
+}
+
+static void test_single_short_tokens_arrive_exactly(void)
+{
+    with_guarded_page(short_tokens_through_every_runner);
+}
+
+/* A single token with an invalid byte in a short site or place is
+ * refused, whatever its position. */
+static void refuse_short_invalid(void)
+{
+    dfm_callbacks *set = short_set(scanned_places, 3);
+    dfm_runner *manual = manual_runner(set);
+    dfm_runner *direct = direct_runner(set);
+    size_t i;
+
+    dfm_callbacks_destroy(set);
+    for (i = 0; i < 7; i++) {
+        char text[8] = "abcdefg";
+        dfm_token token = token_int("p0", 1);
+
+        text[i] = (char)0xff;
+        token.source_site = short_copy_at(text, i);
+        CHECK_STATUS(dfm_runner_dispatch(manual, &token, 1),
+                     DFM_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(dfm_runner_dispatch(direct, &token, 1),
+                     DFM_ERR_INVALID_ARGUMENT);
+        token.source_site = "site";
+        token.target_place = short_copy_at(text, 7 - i);
+        CHECK_STATUS(dfm_runner_dispatch(manual, &token, 1),
+                     DFM_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(dfm_runner_dispatch(direct, &token, 1),
+                     DFM_ERR_INVALID_ARGUMENT);
+    }
+    CHECK_EQ(stats_of(manual).dispatched, 0);
+    CHECK_EQ(short_expected.seen, 0);
+    dfm_runner_destroy(manual);
+    dfm_runner_destroy(direct);
+}
+
+static void test_single_short_tokens_with_bad_bytes_are_refused(void)
+{
+    with_guarded_page(refuse_short_invalid);
+}
+
 int main(void)
 {
     RUN_TEST(test_a_null_runner_is_invalid);
@@ -888,5 +1196,7 @@ int main(void)
     RUN_TEST(test_a_direct_callback_sees_exactly_what_was_dispatched);
     RUN_TEST(test_pending_tokens_keep_their_own_copies);
     RUN_TEST(test_large_tokens_arrive_whole);
+    RUN_TEST(test_single_short_tokens_arrive_exactly);
+    RUN_TEST(test_single_short_tokens_with_bad_bytes_are_refused);
     return check_summary();
 }

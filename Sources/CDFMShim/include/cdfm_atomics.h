@@ -50,6 +50,18 @@ static inline bool cdfm_cas_acq_rel(uint64_t *word, uint64_t *expected,
                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
+/* Compare-and-swap that returns the value it found (equal to `expected`
+ * when it swapped): acquire-release on success, relaxed on failure.  The
+ * expected value travels in a register, not through memory, so a caller's
+ * hot path keeps no address-taken local (and no stack protector). */
+static inline uint64_t cdfm_cas_value_acq_rel(uint64_t *word,
+                                              uint64_t expected,
+                                              uint64_t desired) {
+    __atomic_compare_exchange_n(word, &expected, desired, false,
+                                __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return expected;
+}
+
 /* Strong compare-and-swap, acquire-release on success, acquire on failure,
  * for one-shot decisions that must not fail spuriously. */
 static inline bool cdfm_cas_strong(uint64_t *word, uint64_t *expected,
@@ -98,6 +110,13 @@ static inline uint64_t cdfm_exchange_acq_rel(uint64_t *word, uint64_t value) {
 
 static inline void cdfm_fence_seq_cst(void) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* Asks for the cache line at `address` in a writable state ahead of a
+ * store (PREFETCHW on x86-64).  A hint: it never faults, whatever the
+ * address. */
+static inline void cdfm_prefetch_write(const void *address) {
+    __builtin_prefetch(address, 1, 3);
 }
 
 /* A spin-wait hint: lets the sibling hyper-thread run while we wait. */

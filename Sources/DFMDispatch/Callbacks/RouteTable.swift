@@ -41,6 +41,8 @@ final class RouteTable: @unchecked Sendable {
     let hashes: UnsafeMutablePointer<UInt64>
     let buckets: UnsafeMutablePointer<UInt16>
     let bucketMask: Int
+    /// Each place's `ShortString.key`, for the hot paths' one-word match.
+    let shortKeys: UnsafeMutablePointer<UInt64>
 
     /// Tables with more places than this use the hash index; fewer are
     /// scanned, which is faster for the handful of places a pipeline has.
@@ -63,6 +65,7 @@ final class RouteTable: @unchecked Sendable {
         names = .allocate(capacity: max(nameBytes, 1))
         entries = .allocate(capacity: placeCount + 1)
         hashes = .allocate(capacity: placeCount + 1)
+        shortKeys = .allocate(capacity: placeCount + 1)
         var bucketCount = 16
         while bucketCount < placeCount * 2 { bucketCount <<= 1 }
         bucketMask = bucketCount - 1
@@ -82,6 +85,7 @@ final class RouteTable: @unchecked Sendable {
             entry.place = UnsafePointer(copy)
             entry.placeLength = length
             (entries + index).initialize(to: entry)
+            shortKeys[index] = ShortString.key(copy, length: length)
 
             let hash = RouteIndex.hash(UnsafeRawPointer(copy), length)
             hashes[index] = hash
@@ -102,6 +106,7 @@ final class RouteTable: @unchecked Sendable {
         entries.deallocate()
         names.deallocate()
         hashes.deallocate()
+        shortKeys.deallocate()
         buckets.deallocate()
     }
 
@@ -139,7 +144,7 @@ final class RouteTable: @unchecked Sendable {
     var index: RouteIndex {
         RouteIndex(
             entries: entries, placeCount: placeCount, hashes: hashes, buckets: buckets,
-            bucketMask: bucketMask)
+            bucketMask: bucketMask, shortKeys: shortKeys)
     }
 }
 
@@ -152,9 +157,25 @@ struct RouteIndex: @unchecked Sendable {
     let hashes: UnsafeMutablePointer<UInt64>
     let buckets: UnsafeMutablePointer<UInt16>
     let bucketMask: Int
+    let shortKeys: UnsafeMutablePointer<UInt64>
 
     /// The default route's index: used when no place matches.
     @inline(__always) var defaultIndex: UInt16 { UInt16(truncatingIfNeeded: placeCount) }
+
+    /// Whether `route(short:)` may be used: the table is scanned, not hashed.
+    @inline(__always) var routesShortPlaces: Bool { placeCount <= RouteTable.linearScanLimit }
+
+    /// The route of a short ASCII place (`routesShortPlaces` tables only):
+    /// the registered place with the same key, else the default route.
+    @inline(__always)
+    func route(short place: ShortString) -> UInt16 {
+        var index = 0
+        while index < placeCount {
+            if shortKeys[index] == place.word { return UInt16(truncatingIfNeeded: index) }
+            index &+= 1
+        }
+        return defaultIndex
+    }
 
     /// The index of the registered place equal to the C string `place`, or
     /// -1 when no registered place matches (the default route applies).
@@ -174,7 +195,8 @@ struct RouteIndex: @unchecked Sendable {
                 .assumingMemoryBound(to: UInt8.self)
             if name[0] == first {
                 let length = entry.pointee.placeLength
-                var offset = 1
+                // The first byte matched; an empty name has no second.
+                var offset = min(1, length)
                 while offset < length && candidate[offset] == name[offset] { offset &+= 1 }
                 if offset == length && candidate[length] == 0 { return index }
             }

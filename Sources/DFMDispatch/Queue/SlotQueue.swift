@@ -185,6 +185,38 @@ struct SlotQueue: @unchecked Sendable {
         }
     }
 
+    /// Reserves one slot in an installed segment: the single-token fast
+    /// path.  Nil when the queue is closed or full, or the slot's segment
+    /// still has to be installed; `reserve(1)` then decides.
+    @inline(__always)
+    func reserveOne() -> (UInt64, UnsafeMutableRawPointer)? {
+        // Relaxed: the CAS below re-validates the value.
+        var tail = cdfm_load_relaxed(tailWord)
+        while true {
+            // The closed bit makes the tail huge, so it fails the room test.
+            // Acquire on the head copy: see reserve().
+            let head = cdfm_load_acquire(headCopyWord)
+            guard tail &+ 1 &- head <= limit, head <= tail else { return nil }
+            // Acquire: a non-zero entry comes with its segment's memory.  It
+            // stays valid once the CAS succeeds: the consumer retires this
+            // segment only after consuming the slot we are reserving.
+            let entry = cdfm_load_acquire(
+                directory + Int((tail / SlotQueue.slotsPerSegment) & directoryMask))
+            guard entry != 0 else { return nil }
+            // Acquire-release, as in reserve().
+            let found = cdfm_cas_value_acq_rel(tailWord, tail, tail &+ 1)
+            if found == tail {
+                let segment = UnsafeMutableRawPointer(bitPattern: UInt(entry)).unsafelyUnwrapped
+                return (
+                    tail,
+                    segment + SlotQueue.segmentHeader
+                        + Int(tail % SlotQueue.slotsPerSegment) * Slot.size
+                )
+            }
+            tail = found
+        }
+    }
+
     /// Makes sure the segments that hold slots `[first, first + count)` are
     /// in the directory, so that nothing can fail once slots are reserved.
     @inline(__always)

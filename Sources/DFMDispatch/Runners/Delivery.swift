@@ -17,31 +17,44 @@ extension RunnerCore {
         case .c:
             let result = entry.pointee.syncFunction.unsafelyUnwrapped(token, entry.pointee.user)
             if result == 0 { return .delivered }
-            report(
-                token, .callbackFailed,
-                "the callback for place '\(placeName(token))' returned \(result)")
-            return .failed
+            return callbackFailed(token, result)
         case .shaped:
             return deliverShaped(token, entry)
         case .swiftSync:
-            guard case .sync(let callback) = routes.swiftCallbacks[entry.pointee.swiftIndex].body
-            else { return .failed }
-            let swiftToken = TokenBridge.swiftToken(token)
-            do {
-                try callback(
-                    swiftToken.site, swiftToken.node, swiftToken.frame, swiftToken.place,
-                    swiftToken.data)
-                return .delivered
-            } catch {
-                report(
-                    token, .callbackFailed,
-                    "the callback for place '\(swiftToken.place)' threw: \(error)")
-                return .failed
-            }
+            return deliverSwift(token, entry)
         case .drop:
             return .dropped
         case .cAsync, .swiftAsync:
             report(token, .wrongKind, "an async callback cannot run in a sync delivery")
+            return .failed
+        }
+    }
+
+    /// Out of line, so that the hot path carries no message building.
+    @inline(never)
+    private func callbackFailed(_ token: UnsafePointer<dfm_token>, _ result: Int32) -> Outcome {
+        report(
+            token, .callbackFailed,
+            "the callback for place '\(placeName(token))' returned \(result)")
+        return .failed
+    }
+
+    @inline(never)
+    private func deliverSwift(
+        _ token: UnsafePointer<dfm_token>, _ entry: UnsafePointer<RouteEntry>
+    ) -> Outcome {
+        guard case .sync(let callback) = routes.swiftCallbacks[entry.pointee.swiftIndex].body
+        else { return .failed }
+        let swiftToken = TokenBridge.swiftToken(token)
+        do {
+            try callback(
+                swiftToken.site, swiftToken.node, swiftToken.frame, swiftToken.place,
+                swiftToken.data)
+            return .delivered
+        } catch {
+            report(
+                token, .callbackFailed,
+                "the callback for place '\(swiftToken.place)' threw: \(error)")
             return .failed
         }
     }
@@ -84,6 +97,7 @@ extension RunnerCore {
     }
 
     /// Hands a failure to the set's error handler, on this thread.
+    @inline(never)
     func report(_ token: UnsafePointer<dfm_token>?, _ status: Status, _ message: String) {
         switch routes.errorSink {
         case .none:

@@ -14,19 +14,32 @@ extension RunnerCore {
         return dispatchDirectBatch(tokens, count: count)
     }
 
-    /// One token: the common case, with every message-building path out of
-    /// line so that the hot path stays short.
+    /// One common token (see CommonToken): already measured.
     @inline(__always)
+    func dispatchDirectCommon(_ token: UnsafePointer<dfm_token>, _ common: CommonToken)
+        -> DFMError?
+    {
+        deliverDirectOne(token, route: common.route)
+    }
+
+    /// One token of any kind, with every message-building path out of line.
+    @inline(never)
     private func dispatchDirectOne(_ token: UnsafePointer<dfm_token>) -> DFMError? {
-        if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
         var shape = TokenShape()
         guard TokenCodec.measure(token, routes: routeIndex, into: &shape) else {
+            if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
             return invalidToken(token, index: 0)
         }
+        return deliverDirectOne(token, route: shape.route)
+    }
 
+    /// Calls one measured token's callback, releases its payload, counts.
+    @inline(__always)
+    private func deliverDirectOne(_ token: UnsafePointer<dfm_token>, route: UInt16) -> DFMError? {
+        if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
         let previous = cdfm_get_current_runner()
         cdfm_set_current_runner(selfPointer)
-        let outcome = deliverDirect(token, route: shape.route)
+        let outcome = deliverDirect(token, route: route)
         if token.pointee.data.kind == DFM_VALUE_OBJECT,
             let release = token.pointee.data.as.object.release
         {

@@ -170,71 +170,64 @@ final class RunnerCore: @unchecked Sendable {
     // MARK: Dispatch
 
     /// Accepts a batch of C tokens, all or nothing.
+    @inline(__always)
     func dispatch(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
+        // One token of the common kind (see CommonToken): measured in one
+        // pass, and for a queue without the drop lock, written at once.
+        if count == 1, let common = CommonToken(tokens, routes: routeIndex) {
+            if mode == .direct { return dispatchDirectCommon(tokens, common) }
+            if dropLock == nil && enqueueCommon(tokens, common) { return nil }
+        }
         if mode == .direct { return dispatchDirect(tokens, count: count) }
-
-        // One token, small enough for its slot, into a queue without the
-        // drop lock: the common case, measured once and written at once.
-        if count == 1 && dropLock == nil && enqueueSmall(tokens) { return nil }
         return dispatchBatch(tokens, count: count)
     }
 
+    static let prefetchDistance = 2 * Slot.size
 
-    /// The fast path of a C dispatch: one token of the common shape (a
-    /// registered place, a node that is none or an integer, a scalar or
-    /// object value, a site and frame that fit the slot) measured, reserved
-    /// and written in one pass.  Returns false, having written nothing, for
-    /// anything else; the general path then validates and reports.
+    /// Writes a common token into the next slot.  Returns false, having
+    /// written nothing, when the queue refuses it (closed, full, a segment
+    /// to allocate): the general path then retries and reports.
     @inline(__always)
-    private func enqueueSmall(_ token: UnsafePointer<dfm_token>) -> Bool {
-        guard let site = token.pointee.source_site, let place = token.pointee.target_place
-        else { return false }
-        let route = routeIndex.matchRegistered(place)
-        let nodeKind = token.pointee.source_node.kind.rawValue
-        let valueKind = token.pointee.data.kind.rawValue
-        let depth = token.pointee.frame.depth
-        // Scalars whose union words can be copied as they are (BOOL is one
-        // byte and takes the general path), plus OBJECT (pointer, release).
-        let rawValue = valueKind == DFM_VALUE_NONE.rawValue || valueKind == DFM_VALUE_INT.rawValue
-            || valueKind == DFM_VALUE_DOUBLE.rawValue || valueKind == DFM_VALUE_OBJECT.rawValue
-            || valueKind == DFM_VALUE_STOP.rawValue
-        guard route >= -1, nodeKind <= DFM_NODE_INT.rawValue, rawValue, depth <= 8,
-            depth == 0 || (token.pointee.frame.levels != nil && !token.pointee.frame.is_stop)
-        else { return false }
-        let siteLength = UTF8Check.cStringLength(site)
-        // A place without a callback of its own goes to the default route
-        // and is copied (after a UTF-8 check); a registered one is not.
-        let placeLength = route >= 0 ? 0 : UTF8Check.cStringLength(place)
-        let placeBytes = route >= 0 ? 0 : placeLength &+ 1
-        guard siteLength >= 0, placeLength >= 0, siteLength <= 255, placeLength <= 255,
-            depth &* 8 &+ siteLength &+ 1 &+ placeBytes <= Slot.inlineBlobCapacity
-        else { return false }
+    private func enqueueCommon(_ token: UnsafePointer<dfm_token>, _ common: CommonToken) -> Bool {
+        guard let (index, slot) = queue.reserveOne() else { return false }
+        cdfm_prefetch_write(slot + RunnerCore.prefetchDistance)
 
-        guard case .reserved(let index) = queue.reserve(1) else { return false }
-        let slot = queue.slot(index)
+        let depth = token.pointee.frame.depth
+        let nodeKind = token.pointee.source_node.kind.rawValue
         let flags =
-            (route >= 0 ? Slot.flagPlaceInterned : 0)
+            (common.placeInterned ? Slot.flagPlaceInterned : 0)
             | (token.pointee.frame.is_stop ? Slot.flagStop : 0)
-        let routeIndex =
-            route >= 0 ? UInt16(truncatingIfNeeded: route) : self.routeIndex.defaultIndex
         let header =
-            UInt64(routeIndex) | UInt64(valueKind & 0xFF) << 16
-            | UInt64(nodeKind & 0xFF) << 24 | UInt64(flags) << 32 | UInt64(depth) << 40
-            | UInt64(siteLength) << 48 | UInt64(placeLength) << 56
+            UInt64(common.route) | UInt64(token.pointee.data.kind.rawValue) << 16
+            | UInt64(nodeKind) << 24 | UInt64(flags) << 32 | UInt64(depth) << 40
+            | UInt64(common.site.length) << 48 | UInt64(common.place.length) << 56
         slot.storeBytes(of: header, toByteOffset: Slot.route, as: UInt64.self)
-        slot.storeBytes(of: token.pointee.source_node.id, toByteOffset: Slot.node, as: Int64.self)
-        let words = UnsafeRawPointer(token) + valueWordsOffset
-        slot.storeBytes(of: words.load(as: UInt64.self), toByteOffset: Slot.value0, as: UInt64.self)
+        let node = nodeKind == DFM_NODE_INT.rawValue ? token.pointee.source_node.id : 0
+        slot.storeBytes(of: node, toByteOffset: Slot.node, as: Int64.self)
+        let value = UnsafeRawPointer(token) + valueWordsOffset
+        slot.storeBytes(of: value.load(as: UInt64.self), toByteOffset: Slot.value0, as: UInt64.self)
         slot.storeBytes(
-            of: words.load(fromByteOffset: 8, as: UInt64.self), toByteOffset: Slot.value1,
+            of: value.load(fromByteOffset: 8, as: UInt64.self), toByteOffset: Slot.value1,
             as: UInt64.self)
+
+        // The blob: levels, then the site and (unless interned) the place as
+        // whole words; at most 8 levels and two words fit in its 88 bytes.
         var blob = slot + Slot.blob
         if depth > 0 {
-            TokenCodec.copy(blob, token.pointee.frame.levels, depth &* 8)
+            let levels = token.pointee.frame.levels.unsafelyUnwrapped
+            var level = 0
+            repeat {
+                blob.storeBytes(of: levels[level], toByteOffset: level &* 8, as: Int64.self)
+                level &+= 1
+            } while level < depth
             blob += depth &* 8
         }
-        TokenCodec.copy(blob, site, siteLength &+ 1)
-        if placeBytes > 0 { TokenCodec.copy(blob + (siteLength &+ 1), place, placeBytes) }
+        blob.storeBytes(of: common.site.word, as: UInt64.self)
+        if !common.placeInterned {
+            blob.storeBytes(
+                of: common.place.word, toByteOffset: common.site.length &+ 1, as: UInt64.self)
+        }
+
         queue.publish(slot, index: index)
         if signals { signalIfArmed() }
         return true
