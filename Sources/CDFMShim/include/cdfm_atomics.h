@@ -112,13 +112,6 @@ static inline void cdfm_fence_seq_cst(void) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Asks for the cache line at `address` in a writable state ahead of a
- * store (PREFETCHW on x86-64).  A hint: it never faults, whatever the
- * address. */
-static inline void cdfm_prefetch_write(const void *address) {
-    __builtin_prefetch(address, 1, 3);
-}
-
 /* A spin-wait hint: lets the sibling hyper-thread run while we wait. */
 static inline void cdfm_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -15,6 +15,29 @@ func withRunner<R>(_ handle: OpaquePointer?, _ body: (RunnerCore) -> R) -> R? {
 public func dfm_runner_dispatch(
     _ runner: OpaquePointer?, _ tokens: UnsafePointer<dfm_token>?, _ count: Int
 ) -> dfm_status {
+    // One token of the common kind: no error value is built on the way.
+    if count == 1, let tokens, let taken = withRunner(runner, { $0.dispatchCommon(tokens) }) {
+        switch taken {
+        case .accepted: return DFM_OK
+        case .callbackFailed: return oneCallbackFailed()
+        case .notTaken: break
+        }
+    }
+    return dispatchChecked(runner, tokens, count)
+}
+
+/// The callback may have destroyed the runner: nothing here touches it.
+@inline(never)
+private func oneCallbackFailed() -> dfm_status {
+    fail("dfm_runner_dispatch", RunnerCore.oneFailed())
+}
+
+/// Everything but an accepted common token: the arguments checked, the
+/// general dispatch, the status and message of what it refused.
+@inline(never)
+private func dispatchChecked(
+    _ runner: OpaquePointer?, _ tokens: UnsafePointer<dfm_token>?, _ count: Int
+) -> dfm_status {
     guard let runner else {
         return fail("dfm_runner_dispatch", .invalidArgument, "runner is NULL")
     }

@@ -355,7 +355,17 @@ struct SlotQueue: @unchecked Sendable {
         if consumer.pointee.position % SlotQueue.slotsPerSegment == 0 { retireSegment() }
     }
 
-    private func retireSegment() {
+    /// `advance()` for the pump's loop: moves past the slot and returns
+    /// true when it was the last of its segment, which the caller then
+    /// retires out of line (a call from inside the loop would copy this
+    /// struct out of the runner on every token).
+    @inline(__always)
+    func step() -> Bool {
+        consumer.pointee.position &+= 1
+        return consumer.pointee.position % SlotQueue.slotsPerSegment == 0
+    }
+
+    func retireSegment() {
         let number = consumer.pointee.position / SlotQueue.slotsPerSegment - 1
         // Release: ordered before the head store that lets producers reuse
         // the entry (see the type's comment).

@@ -14,29 +14,21 @@ extension RunnerCore {
         return dispatchDirectBatch(tokens, count: count)
     }
 
-    /// One common token (see CommonToken): already measured.
-    @inline(__always)
-    func dispatchDirectCommon(_ token: UnsafePointer<dfm_token>, _ common: CommonToken)
-        -> DFMError?
-    {
-        deliverDirectOne(token, route: common.route)
-    }
-
     /// One token of any kind, with every message-building path out of line.
     @inline(never)
     private func dispatchDirectOne(_ token: UnsafePointer<dfm_token>) -> DFMError? {
+        if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
         var shape = TokenShape()
         guard TokenCodec.measure(token, routes: routeIndex, into: &shape) else {
-            if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
             return invalidToken(token, index: 0)
         }
-        return deliverDirectOne(token, route: shape.route)
+        return deliverDirectOne(token, route: shape.route) ? nil : RunnerCore.oneFailed()
     }
 
-    /// Calls one measured token's callback, releases its payload, counts.
+    /// Calls one measured token's callback on an open runner, releases its
+    /// payload and counts.  Returns false when the callback failed.
     @inline(__always)
-    private func deliverDirectOne(_ token: UnsafePointer<dfm_token>, route: UInt16) -> DFMError? {
-        if cdfm_load_relaxed(word(Word.closed)) != 0 { return refuseClosed(1) }
+    func deliverDirectOne(_ token: UnsafePointer<dfm_token>, route: UInt16) -> Bool {
         let previous = cdfm_get_current_runner()
         cdfm_set_current_runner(selfPointer)
         let outcome = deliverDirect(token, route: route)
@@ -55,8 +47,8 @@ extension RunnerCore {
         if previous != selfPointer && cdfm_load_relaxed(word(Word.requests)) != 0 {
             runRequests()
         }
-        if case .failed = outcome { return oneFailed() }
-        return nil
+        if case .failed = outcome { return false }
+        return true
     }
 
     @inline(never)
@@ -68,8 +60,9 @@ extension RunnerCore {
         return DFMError(.invalidArgument, "token \(index): \(problem)")
     }
 
+    /// Static: it runs after a callback that may have destroyed the runner.
     @inline(never)
-    private func oneFailed() -> DFMError {
+    static func oneFailed() -> DFMError {
         DFMError(.callbackFailed, "1 of 1 callback(s) failed")
     }
 
@@ -243,7 +236,7 @@ extension RunnerCore {
             case .dropped: dropped &+= 1
             }
             releaseSlot(slot)
-            queue.advance()
+            if queue.step() { retireSegment() }
             handled &+= 1
             // Free room for producers now and then, not per token: the head
             // word's cache line is shared with every producer.
@@ -286,6 +279,9 @@ extension RunnerCore {
             if deadline != 0 && cdfm_now_ns() >= deadline { break }
         }
     }
+
+    @inline(never)
+    private func retireSegment() { queue.retireSegment() }
 
     /// The checks every pump makes before it takes the consumer role.
     func checkManual(_ operation: String, wantsAsync: Bool) -> DFMError? {

@@ -170,19 +170,43 @@ final class RunnerCore: @unchecked Sendable {
     // MARK: Dispatch
 
     /// Accepts a batch of C tokens, all or nothing.
-    @inline(__always)
     func dispatch(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
-        // One token of the common kind (see CommonToken): measured in one
-        // pass, and for a queue without the drop lock, written at once.
-        if count == 1, let common = CommonToken(tokens, routes: routeIndex) {
-            if mode == .direct { return dispatchDirectCommon(tokens, common) }
-            if dropLock == nil && enqueueCommon(tokens, common) { return nil }
+        if count == 1 {
+            switch dispatchCommon(tokens) {
+            case .accepted: return nil
+            case .callbackFailed: return RunnerCore.oneFailed()
+            case .notTaken: break
+            }
         }
         if mode == .direct { return dispatchDirect(tokens, count: count) }
         return dispatchBatch(tokens, count: count)
     }
 
-    static let prefetchDistance = 2 * Slot.size
+    /// What `dispatchCommon` did with a token.
+    enum CommonDispatch {
+        /// Queued, or delivered by a direct runner whose callback succeeded.
+        case accepted
+        /// A direct runner's callback failed (reported, counted, released).
+        case callbackFailed
+        /// Not a common token, or the queue refused it: nothing was done,
+        /// and the general path decides and explains.
+        case notTaken
+    }
+
+    /// One token of the common kind (see CommonToken), measured in one
+    /// pass: delivered at once by a direct runner, or written into a queue
+    /// without the drop lock.  The C entry point calls this first, so the
+    /// usual dispatch builds no error value at all.
+    @inline(__always)
+    func dispatchCommon(_ token: UnsafePointer<dfm_token>) -> CommonDispatch {
+        guard let common = CommonToken(token, routes: routeIndex) else { return .notTaken }
+        if mode == .direct {
+            if cdfm_load_relaxed(word(Word.closed)) != 0 { return .notTaken }
+            return deliverDirectOne(token, route: common.route) ? .accepted : .callbackFailed
+        }
+        if dropLock == nil && enqueueCommon(token, common) { return .accepted }
+        return .notTaken
+    }
 
     /// Writes a common token into the next slot.  Returns false, having
     /// written nothing, when the queue refuses it (closed, full, a segment
@@ -190,7 +214,6 @@ final class RunnerCore: @unchecked Sendable {
     @inline(__always)
     private func enqueueCommon(_ token: UnsafePointer<dfm_token>, _ common: CommonToken) -> Bool {
         guard let (index, slot) = queue.reserveOne() else { return false }
-        cdfm_prefetch_write(slot + RunnerCore.prefetchDistance)
 
         let depth = token.pointee.frame.depth
         let nodeKind = token.pointee.source_node.kind.rawValue
