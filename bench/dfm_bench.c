@@ -10,11 +10,14 @@
  *   dfm-bench B2 <tokens>
  *   dfm-bench B3 <calls>
  *   dfm-bench BUDGET <max_ns> [tokens]
+ *   dfm-bench COST direct|shaped|variadic|queued <tokens>
  *
  * B1 with payload_bytes > 0 (not part of the peers' spec) sends the
  * sequence number in the first 8 bytes of a DFM_VALUE_BYTES payload of
  * that size, to show what copying a payload costs.  BUDGET measures how far
- * dfm_process_pending_budget overruns its time budget.
+ * dfm_process_pending_budget overruns its time budget.  COST runs one
+ * B3 variant, or B1's tokens through a manual runner on one thread, for
+ * callgrind to count the instructions of each call.
  *
  * Any failed check prints "FAIL dfmdispatch: ..." to stderr and exits 1.
  */
@@ -648,32 +651,89 @@ static void time_direct(const char *workload, dfm_callbacks *set,
     dfm_dispatcher_destroy(dispatcher);
 }
 
-static void run_b3(int64_t n)
+/* The three B3 variants, by name: "direct", "shaped", "variadic". */
+static bool run_b3_variant(const char *variant, int64_t n)
 {
     dfm_callbacks *set;
-    acc a = {0, 0};
+    static acc a;
 
+    set = check_ptr(dfm_callbacks_create(), "dfm_callbacks_create");
+    if (strcmp(variant, "direct") == 0) {
+        check(dfm_callbacks_set_default(set, b3_plain, &a),
+              "dfm_callbacks_set_default (B3d)");
+        time_direct("B3d-dfm-direct", set, n, &a);
+    } else if (strcmp(variant, "shaped") == 0) {
+        check(dfm_callbacks_add_shaped(set, NULL, (void (*)(void))b3_shaped,
+                                       "void(site, node.int, frame.levels, "
+                                       "place, data.int, user)",
+                                       &a),
+              "dfm_callbacks_add_shaped (B3e)");
+        time_direct("B3e-dfm-shaped", set, n, &a);
+    } else if (strcmp(variant, "variadic") == 0) {
+        check(dfm_callbacks_add_shaped(set, NULL,
+                                       (void (*)(void))b3_variadic,
+                                       "void(user, ..., place, data.int)", &a),
+              "dfm_callbacks_add_shaped (B3f)");
+        time_direct("B3f-dfm-shaped-variadic", set, n, &a);
+    } else {
+        dfm_callbacks_destroy(set);
+        return false;
+    }
+    return true;
+}
+
+static void run_b3(int64_t n)
+{
     if (n < 1)
         fail("calls must be positive");
+    run_b3_variant("direct", n);
+    run_b3_variant("shaped", n);
+    run_b3_variant("variadic", n);
+}
 
-    set = check_ptr(dfm_callbacks_create(), "dfm_callbacks_create");
-    check(dfm_callbacks_set_default(set, b3_plain, &a),
-          "dfm_callbacks_set_default (B3d)");
-    time_direct("B3d-dfm-direct", set, n, &a);
+/* ---- COST: one thread, for counting instructions ----------------------- */
 
-    set = check_ptr(dfm_callbacks_create(), "dfm_callbacks_create");
-    check(dfm_callbacks_add_shaped(set, NULL, (void (*)(void))b3_shaped,
-                                   "void(site, node.int, frame.levels, "
-                                   "place, data.int, user)",
-                                   &a),
-          "dfm_callbacks_add_shaped (B3e)");
-    time_direct("B3e-dfm-shaped", set, n, &a);
+/* B1's tokens dispatched one at a time from the main thread into a manual
+ * runner, then delivered by one pump: run under callgrind, the inclusive
+ * cost of dfm_runner_dispatch and of dfm_process_pending, divided by the
+ * token count, is what each side of the queue costs per token, the same
+ * on every run (scripts/bench.sh). */
+static void run_queued_cost(int64_t n)
+{
+    dfm_dispatcher *dispatcher;
+    dfm_runner *runner = manual_runner(NULL, four_place_set(on_place,
+                                                            on_default),
+                                       &dispatcher);
+    int64_t levels[2];
+    int64_t i;
 
-    set = check_ptr(dfm_callbacks_create(), "dfm_callbacks_create");
-    check(dfm_callbacks_add_shaped(set, NULL, (void (*)(void))b3_variadic,
-                                   "void(user, ..., place, data.int)", &a),
-          "dfm_callbacks_add_shaped (B3f)");
-    time_direct("B3f-dfm-shaped-variadic", set, n, &a);
+    if (n < 4 || n % 4)
+        fail("COST queued: tokens must be a positive multiple of 4");
+    for (i = 0; i < n; i++) {
+        dfm_token token;
+
+        levels[0] = i;
+        levels[1] = 0;
+        token.source_site = SITE_A;
+        token.source_node.kind = DFM_NODE_INT;
+        token.source_node.id = 0;
+        token.source_node.name = NULL;
+        token.frame.levels = levels;
+        token.frame.depth = 2;
+        token.frame.is_stop = false;
+        token.target_place = PLACES[i & 3];
+        token.data.kind = DFM_VALUE_INT;
+        token.data.as.integer = i;
+        check(dfm_runner_dispatch(runner, &token, 1),
+              "dfm_runner_dispatch (COST)");
+    }
+    check(dfm_process_pending(runner), "dfm_process_pending (COST)");
+    if (delivered() != n)
+        fail("COST queued: token count mismatch");
+    printf("{\"peer\":\"" PEER "\",\"workload\":\"COST-queued\","
+           "\"tokens\":%" PRId64 "}\n", n);
+    dfm_runner_destroy(runner);
+    dfm_dispatcher_destroy(dispatcher);
 }
 
 /* ---- BUDGET: how far a budgeted pump overruns ------------------------- */
@@ -826,6 +886,13 @@ int main(int argc, char **argv)
         run_b2(atoll(argv[2]));
     } else if (argc >= 3 && strcmp(argv[1], "B3") == 0) {
         run_b3(atoll(argv[2]));
+    } else if (argc >= 4 && strcmp(argv[1], "COST") == 0) {
+        if (strcmp(argv[2], "queued") == 0)
+            run_queued_cost(atoll(argv[3]));
+        else if (atoll(argv[3]) < 1 || !run_b3_variant(argv[2],
+                                                       atoll(argv[3])))
+            fail("COST: the variant is direct, shaped, variadic or queued, "
+                 "with a positive count");
     } else if (argc >= 3 && strcmp(argv[1], "BUDGET") == 0) {
         int64_t max_ns = atoll(argv[2]);
         /* Enough 1 us tokens for about 50 budget-limited pumps. */
@@ -838,8 +905,9 @@ int main(int argc, char **argv)
                 "usage: %s B1 <producers> <tokens> [payload_bytes]\n"
                 "       %s B2 <tokens>\n"
                 "       %s B3 <calls>\n"
-                "       %s BUDGET <max_ns> [tokens]\n",
-                argv[0], argv[0], argv[0], argv[0]);
+                "       %s BUDGET <max_ns> [tokens]\n"
+                "       %s COST direct|shaped|variadic|queued <tokens>\n",
+                argv[0], argv[0], argv[0], argv[0], argv[0]);
         return 2;
     }
     return 0;

@@ -8,8 +8,9 @@
 # Steps: build the library and build/bench/dfm-bench; install the peers'
 # packages if they are missing (root only); run the peers' run.sh with
 # DFM_BENCH so the library is measured in the same run as its peers; run
-# dfm-bench's own sweeps (producers, payload sizes, pump budget); write
-# docs/bench/*-DATE.jsonl, docs/PERFORMANCE.md and docs/bench/b1.png.
+# dfm-bench's own sweeps (producers, payload sizes, pump budget); count
+# instructions per call under callgrind; write docs/bench/*-DATE.jsonl,
+# docs/PERFORMANCE.md and docs/bench/b1.png.
 #
 # Environment: REPS N PY_N B2_N B3_N PEERS go through to run.sh unchanged.
 # SWEEP_N (default N) is the token count of the sweeps; DFM_SHARED (default
@@ -134,6 +135,32 @@ for BUDGET in 10000 100000 1000000 4000000; do
     done
 done
 
+# ---- 4b. instructions per call, counted by callgrind ----------------------
+# Unlike the timings above, these counts are the same on every run of the
+# same build, whatever else the machine is doing.  Valgrind 3.19 cannot
+# read the DWARF 5 of the Swift runtime, so it loads a copy of the library
+# without debug sections (same code).
+COSTS=$OUT/instructions-$DATE.jsonl
+COST_N=200000
+say "instructions per call under callgrind"
+mkdir -p "$WORK/vg"
+objcopy --strip-debug build/lib/libdfmdispatch.so "$WORK/vg/libdfmdispatch.so"
+inclusive() {  # inclusive FILE FUNCTION: its instructions, callees included
+    callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
+        awk -v f=":$2 [" 'index($0, f) { gsub(",", "", $1); print $1; exit }'
+}
+: >"$COSTS"
+for variant in direct shaped variadic queued; do
+    out=$WORK/callgrind.$variant
+    LD_LIBRARY_PATH=$WORK/vg valgrind --tool=callgrind \
+        --callgrind-out-file="$out" "$BENCH" COST "$variant" "$COST_N" \
+        >/dev/null 2>&1 || { echo "bench.sh: callgrind run failed" >&2; exit 1; }
+    dispatch=$(inclusive "$out" dfm_runner_dispatch)
+    pump=$(inclusive "$out" dfm_process_pending)
+    printf '{"variant":"%s","tokens":%d,"dispatch":%s,"pump":%s}\n' \
+        "$variant" "$COST_N" "${dispatch:-null}" "${pump:-null}" >>"$COSTS"
+done
+
 # ---- 5, 6. the report and the plot --------------------------------------
 if ! python3 -c 'import matplotlib' 2>/dev/null; then
     say "installing matplotlib for the plot"
@@ -144,6 +171,7 @@ python3 scripts/bench_report.py \
     --results "$RESULTS" \
     --scaling "$OUT/scaling-$DATE.jsonl" \
     --budget "$OUT/budget-$DATE.jsonl" \
+    --instructions "$COSTS" \
     --command "$COMMAND" \
     --date "$(date -Is)" \
     --commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
