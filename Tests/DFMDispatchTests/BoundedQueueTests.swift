@@ -157,8 +157,8 @@ struct BoundedQueueTests {
 
     @Test(".block is refused with wrongThread from inside the runner's own callback")
     func blockRefusedInCallback() throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
-        let inner = Mutex<Status?>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
+        let inner = Protected<Status?>(nil)
         let runner = try ManualDispatcher(
             ManualOptions(capacity: 2, overflow: .block(timeoutNanoseconds: 5_000_000_000))
         ).createManualRunner(
@@ -229,7 +229,7 @@ struct BoundedQueueTests {
             ManualOptions(capacity: 1, overflow: .block(timeoutNanoseconds: nil))
         ).createManualRunner()
         try runner.dispatch(token())
-        let outcome = Mutex<Status??>(nil)
+        let outcome = Protected<Status??>(nil)
         let group = ThreadGroup()
         group.spawn {
             let result = status { try runner.dispatch(token()) }

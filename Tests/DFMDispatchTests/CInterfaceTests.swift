@@ -42,8 +42,8 @@ private let failingCallback:
 
 /// Completions an async C callback received; its user data.
 private final class CompletionBox: Sendable {
-    let handles = Mutex<[UInt]>([])
-    let places = Mutex<[String]>([])
+    let handles = Protected<[UInt]>([])
+    let places = Protected<[String]>([])
 }
 
 private let storingAsyncCallback:
@@ -57,7 +57,7 @@ private let storingAsyncCallback:
 
 /// Reports the error handler received; its context.
 private final class ReportBox: Sendable {
-    let reports = Mutex<[(hasToken: Bool, status: Int32, message: String)]>([])
+    let reports = Protected<[(hasToken: Bool, status: Int32, message: String)]>([])
 }
 
 private let recordingErrorHandler:
@@ -78,7 +78,7 @@ private final class TokenCheckBox: Sendable {
         var text: [UInt8]
     }
 
-    let seen = Mutex<[Seen]>([])
+    let seen = Protected<[Seen]>([])
 }
 
 private let checkingCallback:

@@ -13,10 +13,10 @@ private final class Ledger: Sendable {
         var checksum: Int64 = 0
     }
 
-    let state: Mutex<State>
+    let state: Protected<State>
     let received = Atomic<Int>(0)
 
-    init(producers: Int) { state = Mutex(State(next: Array(repeating: 0, count: producers))) }
+    init(producers: Int) { state = Protected(State(next: Array(repeating: 0, count: producers))) }
 
     /// A value carries its producer in the high half, its sequence below.
     static func value(producer: Int, sequence: Int) -> Int64 {

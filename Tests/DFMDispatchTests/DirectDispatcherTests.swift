@@ -18,7 +18,7 @@ struct DirectDispatcherTests {
 
     @Test("dispatch calls the callback immediately, on the calling thread")
     func immediateOnCallingThread() throws {
-        let threads = Mutex<[UInt]>([])
+        let threads = Protected<[UInt]>([])
         let recorder = Recorder()
         let runner = try DirectDispatcher().createRunner(
             defaultCallback: .sync { site, node, frame, place, data in
@@ -100,7 +100,7 @@ struct DirectDispatcherTests {
     @Test("an OBJECT payload is released exactly once, after its callback returned")
     func payloadReleasedAfterCallback() throws {
         let releases = Counter()
-        let seenDuringCallback = Mutex<[Int]>([])
+        let seenDuringCallback = Protected<[Int]>([])
         let runner = try DirectDispatcher().createRunner(
             defaultCallback: .sync { _, _, _, _, _ in
                 seenDuringCallback.withLock { $0.append(releases.current) }
@@ -135,7 +135,7 @@ struct DirectDispatcherTests {
 
     @Test("a callback may dispatch into its own direct runner: the nested token runs at once")
     func reentrantDispatch() throws {
-        let holder = Mutex<(any CallbackRunner)?>(nil)
+        let holder = Protected<(any CallbackRunner)?>(nil)
         let recorder = Recorder()
         let runner = try DirectDispatcher().createRunner(
             defaultCallback: .sync { site, node, frame, place, data in

@@ -171,7 +171,7 @@ struct ExecutorDispatcherTests {
 
     @Test("a throwing async callback is reported to the error handler; the rest is delivered")
     func errorsReported() async throws {
-        let reports = Mutex<[(String?, Status)]>([])
+        let reports = Protected<[(String?, Status)]>([])
         let recorder = Recorder()
         let runner = try ExecutorDispatcher(actor: CallbackHost()).createRunner(
             defaultCallback: recorder.async,
@@ -194,7 +194,7 @@ struct ExecutorDispatcherTests {
     func runsOnGivenExecutor() async throws {
         let executor = ThreadExecutor()
         defer { executor.shutdown() }
-        let threads = Mutex<[UInt]>([])
+        let threads = Protected<[UInt]>([])
         let runner = try ExecutorDispatcher(executor: executor).createRunner(
             defaultCallback: .async { _, _, _, _, _ in
                 threads.withLock { $0.append(UInt(pthread_self())) }
@@ -209,7 +209,7 @@ struct ExecutorDispatcherTests {
     func runsOnGivenActor() async throws {
         let executor = ThreadExecutor()
         defer { executor.shutdown() }
-        let threads = Mutex<[UInt]>([])
+        let threads = Protected<[UInt]>([])
         let runner = try ExecutorDispatcher(actor: ThreadBoundActor(executor)).createRunner(
             defaultCallback: .async { _, _, _, _, _ in
                 threads.withLock { $0.append(UInt(pthread_self())) }

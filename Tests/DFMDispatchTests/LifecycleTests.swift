@@ -114,7 +114,7 @@ struct LifecycleTests {
 
     @Test("stop from inside one of the runner's own callbacks does not deadlock")
     func stopFromCallback() throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
         let releases = Counter()
         let recorder = Recorder()
         let runner = try ManualDispatcher().createManualRunner(
@@ -199,7 +199,7 @@ struct PayloadReleaseTests {
     @Test("delivered by a manual runner: released once, after its callback")
     func deliveredManual() throws {
         let releases = Counter()
-        let seen = Mutex<[Int]>([])
+        let seen = Protected<[Int]>([])
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { _, _, _, _, _ in seen.withLock { $0.append(releases.current) }
             })
@@ -213,7 +213,7 @@ struct PayloadReleaseTests {
     @Test("the callback sees the Swift object a HostObject carries")
     func objectVisibleInCallback() throws {
         let deaths = Counter()
-        let seen = Mutex<Bool>(false)
+        let seen = Protected<Bool>(false)
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { _, _, _, _, data in
                 if case .object(let object) = data, let tracked = object.object(as: Tracked.self) {
@@ -264,7 +264,7 @@ struct PayloadReleaseTests {
     @Test("an async callback's payload is released once, after it finished")
     func asyncDelivered() async throws {
         let releases = Counter()
-        let seen = Mutex<[Int]>([])
+        let seen = Protected<[Int]>([])
         let runner = try ExecutorDispatcher(actor: CallbackHost()).createRunner(
             defaultCallback: .async { _, _, _, _, _ in
                 try? await Task.sleep(for: .milliseconds(1))

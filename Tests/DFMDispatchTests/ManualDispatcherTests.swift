@@ -142,7 +142,7 @@ struct ManualDispatcherTests {
 
     @Test("tokens are delivered in dispatch order, on the pumping thread")
     func orderAndThread() throws {
-        let seen = Mutex<[(Int64, UInt)]>([])
+        let seen = Protected<[(Int64, UInt)]>([])
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { _, _, _, _, data in
                 if case .int(let value) = data {
@@ -167,7 +167,7 @@ struct ManualDispatcherTests {
 struct ManualStrongerTests {
     @Test("processPending delivers a snapshot: tokens a callback dispatches wait for the next call")
     func snapshotDrains() throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
         let recorder = Recorder()
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { site, node, frame, place, data in
@@ -191,7 +191,7 @@ struct ManualStrongerTests {
 
     @Test("a callback that always re-dispatches cannot starve a pump")
     func selfFeedingCallbackTerminates() throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
         let calls = Counter()
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { _, _, _, _, _ in
@@ -212,7 +212,7 @@ struct ManualStrongerTests {
 
     @Test("a throwing callback is reported, the rest is delivered, then processPending throws")
     func failureDeliversTheRest() throws {
-        let reports = Mutex<[(Token?, DFMError)]>([])
+        let reports = Protected<[(Token?, DFMError)]>([])
         let recorder = Recorder()
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: recorder.sync,
@@ -287,8 +287,8 @@ struct ManualStrongerTests {
 
     @Test("a pump from inside one of the runner's own callbacks gets busy")
     func reentrantPumpIsBusy() throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
-        let inner = Mutex<Status?>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
+        let inner = Protected<Status?>(nil)
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { _, _, _, _, _ in
                 let runner = holder.withLock { $0 }
@@ -304,8 +304,8 @@ struct ManualStrongerTests {
     @Test(
         "processPending() async from inside one of the runner's own callbacks gets busy")
     func reentrantAsyncPumpIsBusy() async throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
-        let inner = Mutex<Status??>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
+        let inner = Protected<Status??>(nil)
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .async { _, _, _, _, _ in
                 let runner = holder.withLock { $0 }
@@ -395,7 +395,7 @@ struct ManualWakeTests {
 
     @Test("the wake fd is readable for tokens a callback dispatched during the pump")
     func wakeFDForTokensDuringPump() throws {
-        let holder = Mutex<ManualCallbackRunner?>(nil)
+        let holder = Protected<ManualCallbackRunner?>(nil)
         let runner = try ManualDispatcher(ManualOptions(useWakeFD: true))
             .createManualRunner(
                 defaultCallback: .sync { _, _, _, place, _ in
@@ -438,7 +438,7 @@ struct ManualWakeTests {
 
     @Test("notify runs on the thread whose dispatch made the queue non-empty")
     func notifyThread() throws {
-        let threads = Mutex<[UInt]>([])
+        let threads = Protected<[UInt]>([])
         let runner = try ManualDispatcher(
             ManualOptions(notify: { threads.withLock { $0.append(UInt(pthread_self())) } })
         ).createManualRunner()

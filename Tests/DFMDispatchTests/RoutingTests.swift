@@ -128,7 +128,7 @@ struct RoutingSyncTests {
 
     @Test("byte and text payloads arrive with their exact content")
     func payloadContent() throws {
-        let received = Mutex<[Value]>([])
+        let received = Protected<[Value]>([])
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: .sync { _, _, _, _, data in received.withLock { $0.append(data) } })
         let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) }
@@ -151,7 +151,7 @@ struct RoutingSyncTests {
 
     @Test("the error handler gets the token and callbackFailed; the rest still runs")
     func failureReported() throws {
-        let reports = Mutex<[(String?, Status, String)]>([])
+        let reports = Protected<[(String?, Status, String)]>([])
         let recorder = Recorder()
         let runner = try DirectDispatcher().createRunner(
             defaultCallback: recorder.sync,
@@ -226,7 +226,7 @@ struct RoutingAsyncTests {
 
     @Test("a throwing async callback is reported; the others are delivered")
     func asyncFailureReported() async throws {
-        let reports = Mutex<[Status]>([])
+        let reports = Protected<[Status]>([])
         let recorder = Recorder()
         let runner = try ManualDispatcher().createManualRunner(
             defaultCallback: recorder.async,
@@ -302,7 +302,7 @@ struct CallbackRunnerTests {
 private final class ListRunner: CallbackRunner, @unchecked Sendable {
     let defaultCallback: Callback?
     let placeCallbacks: [String: Callback]
-    private let queue = Mutex<[Token]>([])
+    private let queue = Protected<[Token]>([])
     private let closed = Atomic<Bool>(false)
 
     init(defaultCallback: Callback?, placeCallbacks: [String: Callback]) {

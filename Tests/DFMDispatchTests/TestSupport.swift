@@ -24,9 +24,35 @@ struct Call: Sendable, Equatable {
     }
 }
 
+/// A value behind a pthread mutex, for state that a test shares with
+/// callbacks on other threads.  Not `Synchronization.Mutex`: on Linux its
+/// contended paths wait in futex calls that ThreadSanitizer does not see,
+/// so a sanitized run reports races on the values it protects.
+final class Protected<Value>: @unchecked Sendable {
+    private var value: Value
+    /// On the heap: a pthread mutex must not move.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init(_ initial: Value) {
+        value = initial
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
+
 /// Records callback calls; safe from any thread.
 final class Recorder: Sendable {
-    private let calls = Mutex<[Call]>([])
+    private let calls = Protected<[Call]>([])
 
     /// A sync callback that records its call.
     var sync: Callback {
@@ -165,7 +191,7 @@ final class ThreadGroup: Sendable {
 /// Runs `body` on a fresh thread and waits for it (up to `seconds`).
 /// Returns nil on timeout.
 func onAnotherThread<T: Sendable>(seconds: Double = 10, _ body: @escaping @Sendable () -> T) -> T? {
-    let result = Mutex<T?>(nil)
+    let result = Protected<T?>(nil)
     let group = ThreadGroup()
     group.spawn { result.withLock { $0 = body() } }
     guard group.join(seconds: seconds) else { return nil }

@@ -28,3 +28,30 @@ struct Lock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// A value behind a `Lock`, for state that host threads reach at any time
+/// (the runner registry, a completion).  Not `Synchronization.Mutex`: on
+/// Linux its contended paths wait in futex calls that ThreadSanitizer does
+/// not see, so the sanitizer reports races on the very values it protects;
+/// a pthread mutex it does see.  Heap-allocated like `Lock`; its owner
+/// calls `destroy()` once, or keeps it for the life of the process.
+struct Locked<Value>: @unchecked Sendable {
+    private let lock = Lock()
+    private let value: UnsafeMutablePointer<Value>
+
+    init(_ initial: Value) {
+        value = .allocate(capacity: 1)
+        value.initialize(to: initial)
+    }
+
+    func destroy() {
+        value.deinitialize(count: 1)
+        value.deallocate()
+        lock.destroy()
+    }
+
+    @inline(__always)
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        try lock.withLock { try body(&value.pointee) }
+    }
+}

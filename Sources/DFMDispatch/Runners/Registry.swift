@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Runners by number, for the two things that must find a runner without
 /// holding a pointer to it: completions (`dfm_completion *`) and executor
 /// work items (their `arg`).  A number that is no longer registered finds
@@ -8,12 +6,13 @@ import Synchronization
 final class Registry: Sendable {
     static let shared = Registry()
 
-    private struct Table: ~Copyable {
+    private struct Table {
         var runners: [UInt32: RunnerCore] = [:]
         var next: UInt32 = 1
     }
 
-    private let table = Mutex<Table>(Table())
+    /// Kept for the life of the process.
+    private let table = Locked<Table>(Table())
 
     func register(_ runner: RunnerCore) -> UInt32 {
         table.withLock { table in

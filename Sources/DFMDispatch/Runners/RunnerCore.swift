@@ -1,6 +1,5 @@
 import CDFMShim
 import Glibc
-import Synchronization
 
 /// The one implementation behind every runner, C and Swift alike.
 ///
@@ -50,7 +49,7 @@ final class RunnerCore: @unchecked Sendable {
     /// The C view of the async token in flight: valid until its completion.
     let inFlightView: UnsafeMutablePointer<dfm_token>
     let inFlightSlot: UnsafeMutableRawPointer
-    let completion = Mutex<CompletionState>(CompletionState())
+    let completion = Locked<CompletionState>(CompletionState())
 
     /// Where a dfm_token's value union starts: the fast path copies the
     /// union as two words.  (A stored constant: a static would cost a lazy
@@ -120,6 +119,7 @@ final class RunnerCore: @unchecked Sendable {
         inFlightSlot.deallocate()
         inFlightView.deinitialize(count: 1)
         inFlightView.deallocate()
+        completion.destroy()
     }
 
     // MARK: Words
