@@ -28,6 +28,12 @@ final class Registry: Sendable {
         _ = table.withLock { $0.runners.removeValue(forKey: id) }
     }
 
+    /// Not inlined, so that no caller ends in a tail call to
+    /// `pthread_mutex_unlock`: the C stress tests run under ThreadSanitizer
+    /// with the library's own calls ignored (`called_from_lib`), and a tail
+    /// call from a function the host called (an executor work item) makes
+    /// the unlock look like the host's, without the lock that went before.
+    @inline(never)
     func lookup(_ id: UInt32) -> RunnerCore? {
         table.withLock { $0.runners[id] }
     }
