@@ -46,6 +46,29 @@
 static const char SITE_A[] = "site-a";
 static const char *const PLACES[4] = {"p0", "p1", "p2", "p3"};
 
+/* The spec's token: site "site-a", an integer node, the frame
+ * [i, node] (written into `levels`), place p0..p3 in turn, an integer
+ * datum. */
+static dfm_token spec_token(int64_t levels[2], int64_t i, int64_t node,
+                            int64_t datum)
+{
+    dfm_token token;
+
+    levels[0] = i;
+    levels[1] = node;
+    token.source_site = SITE_A;
+    token.source_node.kind = DFM_NODE_INT;
+    token.source_node.id = node;
+    token.source_node.name = NULL;
+    token.frame.levels = levels;
+    token.frame.depth = 2;
+    token.frame.is_stop = false;
+    token.target_place = PLACES[i & 3];
+    token.data.kind = DFM_VALUE_INT;
+    token.data.as.integer = datum;
+    return token;
+}
+
 typedef struct cb_stats {
     int64_t sum;
     int64_t count;
@@ -296,22 +319,9 @@ static void *b1_producer(void *arg)
 
     for (i = 0; i < per; i++) {
         int64_t seq = p * per + i;
-        dfm_token token;
+        dfm_token token = spec_token(levels, i, p, seq);
 
-        levels[0] = i;
-        levels[1] = p;
-        token.source_site = SITE_A;
-        token.source_node.kind = DFM_NODE_INT;
-        token.source_node.id = p;
-        token.source_node.name = NULL;
-        token.frame.levels = levels;
-        token.frame.depth = 2;
-        token.frame.is_stop = false;
-        token.target_place = PLACES[i & 3];
-        if (payload == NULL) {
-            token.data.kind = DFM_VALUE_INT;
-            token.data.as.integer = seq;
-        } else {
+        if (payload != NULL) {
             memcpy(payload, &seq, sizeof seq);
             token.data.kind = DFM_VALUE_BYTES;
             token.data.as.bytes.data = payload;
@@ -438,20 +448,8 @@ static void *b2_producer_main(void *arg)
     wait_for_go();
     for (i = 0; i < self->n; i++) {
         int64_t stamp = now_ns();
-        dfm_token token;
+        dfm_token token = spec_token(levels, i, 0, stamp);
 
-        levels[0] = i;
-        levels[1] = 0;
-        token.source_site = SITE_A;
-        token.source_node.kind = DFM_NODE_INT;
-        token.source_node.id = 0;
-        token.source_node.name = NULL;
-        token.frame.levels = levels;
-        token.frame.depth = 2;
-        token.frame.is_stop = false;
-        token.target_place = PLACES[i & 3];
-        token.data.kind = DFM_VALUE_INT;
-        token.data.as.integer = stamp;
         check(dfm_runner_dispatch(self->runner, &token, 1),
               "dfm_runner_dispatch (B2 producer)");
 
@@ -626,16 +624,7 @@ static void time_direct(const char *workload, dfm_callbacks *set,
           "dfm_dispatcher_create_runner (direct)");
     dfm_callbacks_destroy(set);
 
-    token.source_site = SITE_A;
-    token.source_node.kind = DFM_NODE_INT;
-    token.source_node.id = 0;
-    token.source_node.name = NULL;
-    token.frame.levels = levels;
-    token.frame.depth = 2;
-    token.frame.is_stop = false;
-    token.target_place = PLACES[0];
-    token.data.kind = DFM_VALUE_INT;
-    token.data.as.integer = 0;
+    token = spec_token(levels, 0, 0, 0);
 
     snprintf(call, sizeof call, "dfm_runner_dispatch (%s)", workload);
     a->sum = a->count = 0;
@@ -710,20 +699,8 @@ static void run_queued_cost(int64_t n)
     if (n < 4 || n % 4)
         fail("COST queued: tokens must be a positive multiple of 4");
     for (i = 0; i < n; i++) {
-        dfm_token token;
+        dfm_token token = spec_token(levels, i, 0, i);
 
-        levels[0] = i;
-        levels[1] = 0;
-        token.source_site = SITE_A;
-        token.source_node.kind = DFM_NODE_INT;
-        token.source_node.id = 0;
-        token.source_node.name = NULL;
-        token.frame.levels = levels;
-        token.frame.depth = 2;
-        token.frame.is_stop = false;
-        token.target_place = PLACES[i & 3];
-        token.data.kind = DFM_VALUE_INT;
-        token.data.as.integer = i;
         check(dfm_runner_dispatch(runner, &token, 1),
               "dfm_runner_dispatch (COST)");
     }
@@ -801,18 +778,8 @@ static void run_budget(int64_t max_ns, int64_t tokens)
     if (overshoot == NULL || control == NULL)
         fail("out of memory for the samples");
 
-    token.source_site = SITE_A;
-    token.source_node.kind = DFM_NODE_INT;
-    token.source_node.id = 0;
-    token.source_node.name = NULL;
-    token.frame.levels = levels;
-    token.frame.depth = 2;
-    token.frame.is_stop = false;
-    token.data.kind = DFM_VALUE_INT;
     for (i = 0; i < tokens; i++) {
-        levels[0] = i;
-        token.target_place = PLACES[i & 3];
-        token.data.as.integer = i;
+        token = spec_token(levels, i, 0, i);
         check(dfm_runner_dispatch(runner, &token, 1),
               "dfm_runner_dispatch (BUDGET fill)");
     }
