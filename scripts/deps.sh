@@ -4,8 +4,8 @@
 # Installs them with apt-get when run as root on Debian; otherwise names
 # what is missing and how to install it, and fails.  Needs: a C compiler,
 # libffi-dev (the shaped callbacks call through libffi), valgrind (memcheck
-# over the examples), python3 (the test tally), and Swift 6.3 on PATH or in
-# /opt/swift.
+# over the examples), python3 (the test tally), objdump (the tail-call check
+# of the library), and Swift 6.3 on PATH or in /opt/swift.
 set -u
 
 missing=()
@@ -17,6 +17,7 @@ have_header ffi.h || missing+=(libffi-dev)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v objdump >/dev/null 2>&1 || missing+=(binutils)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
