@@ -237,13 +237,23 @@ final class RunnerCore: @unchecked Sendable {
         // whole words; at most 8 levels and two words fit in its 88 bytes.
         var blob = slot + Slot.blob
         if depth > 0 {
-            let levels = token.pointee.frame.levels.unsafelyUnwrapped
-            var level = 0
-            repeat {
-                blob.storeBytes(of: levels[level], toByteOffset: level &* 8, as: Int64.self)
-                level &+= 1
-            } while level < depth
-            blob += depth &* 8
+            // Two levels a step (frames are mostly one or two deep): an odd
+            // first level, then pairs.
+            let levels = UnsafeRawPointer(token.pointee.frame.levels.unsafelyUnwrapped)
+            var offset = 0
+            let bytes = depth &* 8
+            if depth & 1 != 0 {
+                blob.storeBytes(of: levels.load(as: UInt64.self), as: UInt64.self)
+                offset = 8
+            }
+            while offset < bytes {
+                let first = levels.load(fromByteOffset: offset, as: UInt64.self)
+                let second = levels.load(fromByteOffset: offset &+ 8, as: UInt64.self)
+                blob.storeBytes(of: first, toByteOffset: offset, as: UInt64.self)
+                blob.storeBytes(of: second, toByteOffset: offset &+ 8, as: UInt64.self)
+                offset &+= 16
+            }
+            blob += bytes
         }
         blob.storeBytes(of: common.site.word, as: UInt64.self)
         if !common.placeInterned {
