@@ -40,6 +40,14 @@ export REPS N
 
 say() { echo "# bench.sh: $*" >&2; }
 
+# The code measured: HEAD, marked dirty if anything but this script's own
+# outputs differs from it.  Taken now, before those outputs are rewritten.
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain -- . ':!docs/bench' ':!docs/PERFORMANCE.md' \
+        2>/dev/null)" ]; then
+    COMMIT="$COMMIT-dirty"
+fi
+
 if [ ! -x "$PEERS_SRC/run.sh" ]; then
     echo "bench.sh: no peers harness at $PEERS_SRC (set DFM_SHARED)" >&2
     exit 1
@@ -174,7 +182,7 @@ python3 scripts/bench_report.py \
     --instructions "$COSTS" \
     --command "$COMMAND" \
     --date "$(date -Is)" \
-    --commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
+    --commit "$COMMIT" \
     --out docs/PERFORMANCE.md \
     --plot "$OUT/b1.png"
 say "wrote $RESULTS, docs/PERFORMANCE.md and $OUT/b1.png"
