@@ -224,10 +224,13 @@ static bool kind_fits(uint32_t kinds, int kind) {
 /* ---- The prepared call ------------------------------------------------ */
 
 
-/* A stub makes the whole call, stores the function's result in *result and
- * returns DFM_OK, so cdfm_shape_call can end in a tail call. */
-typedef int (*cdfm_stub)(const cdfm_shape *shape, const dfm_token *token,
-                         void *user_data, int *result);
+/* A stub makes the whole call and returns cdfm_shape_invoke's packed word:
+ * DFM_OK (0) in the high half, the function's int result (0 for a void
+ * function) in the low half.  Nothing goes through memory, so a stub keeps
+ * no register across its call but the ones the call needs, and
+ * cdfm_shape_invoke ends in a tail call to it. */
+typedef int64_t (*cdfm_stub)(const cdfm_shape *shape,
+                             const dfm_token *token, void *user_data);
 
 /* Where a stub finds a word argument: the 8 bytes at an offset in the
  * token, the address of that offset, or user_data. */
@@ -882,20 +885,19 @@ static inline double stub_real(const dfm_token *token) {
 /* One stub in both return flavours.  STUB_SETUP and W(index) are defined
  * per family just before the list is expanded for it. */
 #define CDFM_DEFINE_STUB(name, parameters, arguments)                   \
-    static CDFM_STUB_ATTRIBUTES int name##_void(                        \
+    static CDFM_STUB_ATTRIBUTES int64_t name##_void(                    \
         const cdfm_shape *shape, const dfm_token *token,                \
-        void *user_data, int *result) {                                 \
+        void *user_data) {                                              \
         STUB_SETUP                                                      \
         ((void (*) parameters)shape->function) arguments;               \
-        *result = 0;                                                    \
-        return DFM_OK;                                                  \
+        return 0;                                                       \
     }                                                                   \
-    static CDFM_STUB_ATTRIBUTES int name##_int(                         \
+    static CDFM_STUB_ATTRIBUTES int64_t name##_int(                     \
         const cdfm_shape *shape, const dfm_token *token,                \
-        void *user_data, int *result) {                                 \
+        void *user_data) {                                              \
         STUB_SETUP                                                      \
-        *result = ((int (*) parameters)shape->function) arguments;      \
-        return DFM_OK;                                                  \
+        return (int64_t)(uint32_t)                                      \
+            ((int (*) parameters)shape->function) arguments;            \
     }
 
 #define CDFM_DEFINE_STUB_ONE(name, count, double_at, parameters, arguments) \
@@ -1385,20 +1387,32 @@ static inline bool stub_takes(const cdfm_shape *shape,
 int cdfm_shape_call(const cdfm_shape *shape, const dfm_token *token,
                     void *user_data, int *result, char *message,
                     size_t capacity) {
-    /* Both returns are tail calls, so the stub path costs one test and
-     * one jump over calling the stub directly. */
-    if (shape->stub != NULL && stub_takes(shape, token))
-        return shape->stub(shape, token, user_data, result);
+    if (shape->stub != NULL && stub_takes(shape, token)) {
+        int64_t packed = shape->stub(shape, token, user_data);
+
+        *result = (int)(uint32_t)packed;
+        return (int)(packed >> 32);
+    }
     return call_general(shape, token, user_data, result, message,
                         capacity);
 }
 
-int64_t cdfm_shape_invoke(const cdfm_shape *shape, const dfm_token *token,
-                          void *user_data) {
+/* Out of line, so that cdfm_shape_invoke needs no frame of its own. */
+static __attribute__((noinline)) int64_t invoke_general(
+    const cdfm_shape *shape, const dfm_token *token, void *user_data) {
     int result = 0;
-    int status = cdfm_shape_call(shape, token, user_data, &result, NULL, 0);
+    int status = call_general(shape, token, user_data, &result, NULL, 0);
 
     return (int64_t)((uint64_t)(uint32_t)status << 32 | (uint32_t)result);
+}
+
+int64_t cdfm_shape_invoke(const cdfm_shape *shape, const dfm_token *token,
+                          void *user_data) {
+    /* Both are tail calls: the stub path costs one test and one jump over
+     * calling the stub directly. */
+    if (shape->stub != NULL && stub_takes(shape, token))
+        return shape->stub(shape, token, user_data);
+    return invoke_general(shape, token, user_data);
 }
 
 int cdfm_shape_call_ffi(const cdfm_shape *shape, const dfm_token *token,
