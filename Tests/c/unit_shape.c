@@ -420,6 +420,31 @@ PAIR(addresses, (const dfm_node *a0, const dfm_frame *a1,
 PAIR(users, (void *a0, const char *a1, void *a2), rec_p(a0); rec_p(a1);
      rec_p(a2);)
 
+/* One such argument last (the "last" stubs) at every arity, with and
+ * without a double, and in the middle (the "one" stubs). */
+PAIR(u1, (void *a0), rec_p(a0);)
+PAIR(w1u, (const char *a0, void *a1), rec_p(a0); rec_p(a1);)
+PAIR(w2u, (const char *a0, int64_t a1, void *a2),
+     rec_p(a0); rec_i(a1); rec_p(a2);)
+PAIR(w3u, (const char *a0, int64_t a1, const int64_t *a2, void *a3),
+     rec_p(a0); rec_i(a1); rec_p(a2); rec_p(a3);)
+PAIR(w4u, (const char *a0, int64_t a1, const int64_t *a2, const char *a3,
+           void *a4),
+     rec_p(a0); rec_i(a1); rec_p(a2); rec_p(a3); rec_p(a4);)
+PAIR(site_value, (const char *a0, const dfm_value *a1),
+     rec_p(a0); rec_p(a1);)
+PAIR(site_node_token, (const char *a0, int64_t a1, const dfm_token *a2),
+     rec_p(a0); rec_i(a1); rec_p(a2);)
+PAIR(site_user_place, (const char *a0, void *a1, const char *a2),
+     rec_p(a0); rec_p(a1); rec_p(a2);)
+PAIR(site_node_data, (const char *a0, const dfm_node *a1, int64_t a2),
+     rec_p(a0); rec_p(a1); rec_i(a2);)
+PAIR(real_user, (double a0, void *a1), rec_d(a0); rec_p(a1);)
+PAIR(site_real_token, (const char *a0, double a1, const dfm_token *a2),
+     rec_p(a0); rec_d(a1); rec_p(a2);)
+PAIR(real_user_site, (double a0, void *a1, const char *a2),
+     rec_d(a0); rec_p(a1); rec_p(a2);)
+
 typedef struct stub_case {
     const char *arguments;
     void (*returns_void)(void);
@@ -772,6 +797,32 @@ static void test_stubs(void) {
     set_double(&token, -1.5);
     check_pair("node, frame, data, user, data.double", FN(v_addresses),
                FN(i_addresses), &token, &user_value, true);
+
+    token = make_token();
+    check_pair("user", FN(v_u1), FN(i_u1), &token, &user_value, true);
+    check_pair("site, user", FN(v_w1u), FN(i_w1u), &token, &user_value,
+               true);
+    check_pair("site, node.int, user", FN(v_w2u), FN(i_w2u), &token,
+               &user_value, true);
+    check_pair("site, node.int, frame.levels, user", FN(v_w3u),
+               FN(i_w3u), &token, &user_value, true);
+    check_pair("site, node.int, frame.levels, place, user", FN(v_w4u),
+               FN(i_w4u), &token, &user_value, true);
+    check_pair("site, data", FN(v_site_value), FN(i_site_value), &token,
+               NULL, true);
+    check_pair("site, node.int, token", FN(v_site_node_token),
+               FN(i_site_node_token), &token, NULL, true);
+    check_pair("site, user, place", FN(v_site_user_place),
+               FN(i_site_user_place), &token, &user_value, true);
+    check_pair("site, node, data.int", FN(v_site_node_data),
+               FN(i_site_node_data), &token, NULL, true);
+    set_double(&token, 0.25);
+    check_pair("data.double, user", FN(v_real_user), FN(i_real_user),
+               &token, &user_value, true);
+    check_pair("site, data.double, token", FN(v_site_real_token),
+               FN(i_site_real_token), &token, NULL, true);
+    check_pair("data.double, user, site", FN(v_real_user_site),
+               FN(i_real_user_site), &token, &user_value, true);
 
     /* White space anywhere between tokens changes nothing. */
     token = make_token();

@@ -753,13 +753,31 @@ static int parse_shape(shape_parser *parser, cdfm_shape *shape) {
 CDFM_STATIC_ASSERT(token_fits_offsets, sizeof(dfm_token) <= 255);
 
 /*
- * Two families of stubs share one list.  Most shapes name token fields and
+ * Four families of stubs share one list.  Most shapes name token fields and
  * at most one other argument (user_data, or the address of the node, the
- * frame, the data or the token): their "one" stubs read every word as a
- * field and swap in that single value, computed once.  Shapes with more
- * such arguments, e.g. "int(token, user)", get "any" stubs, which choose
- * the source of every word and cost about a nanosecond more.
+ * frame, the data or the token).  With none, the "none" stubs read every
+ * word as a field.  With one, computed once per call: the "last" stubs,
+ * for the usual C convention of user_data (or the token) last, know its
+ * position when compiled; the "one" stubs compare each position with it.
+ * Shapes with more such arguments, e.g. "int(token, user)", get "any"
+ * stubs, which choose the source of every word.
  */
+static inline uint64_t word_field(const cdfm_shape *shape,
+                                  const dfm_token *token, unsigned index) {
+    uint64_t word;
+
+    memcpy(&word,
+           (const unsigned char *)token + shape->stub_offsets[index],
+           sizeof word);
+    return word;
+}
+
+static inline uint64_t word_last(const cdfm_shape *shape,
+                                 const dfm_token *token, uint64_t special,
+                                 unsigned index, unsigned last) {
+    return index == last ? special : word_field(shape, token, index);
+}
+
 static inline uint64_t special_value(const cdfm_shape *shape,
                                      const dfm_token *token,
                                      void *user_data) {
@@ -884,10 +902,11 @@ static inline double stub_real(const dfm_token *token) {
 
 /* One stub in both return flavours.  STUB_SETUP and W(index) are defined
  * per family just before the list is expanded for it. */
-#define CDFM_DEFINE_STUB(name, parameters, arguments)                   \
+#define CDFM_DEFINE_STUB(name, count, parameters, arguments)            \
     static CDFM_STUB_ATTRIBUTES int64_t name##_void(                    \
         const cdfm_shape *shape, const dfm_token *token,                \
         void *user_data) {                                              \
+        enum { stub_last = (count) - 1 };                               \
         STUB_SETUP                                                      \
         ((void (*) parameters)shape->function) arguments;               \
         return 0;                                                       \
@@ -895,19 +914,36 @@ static inline double stub_real(const dfm_token *token) {
     static CDFM_STUB_ATTRIBUTES int64_t name##_int(                     \
         const cdfm_shape *shape, const dfm_token *token,                \
         void *user_data) {                                              \
+        enum { stub_last = (count) - 1 };                               \
         STUB_SETUP                                                      \
         return (int64_t)(uint32_t)                                      \
             ((int (*) parameters)shape->function) arguments;            \
     }
 
+#define CDFM_DEFINE_STUB_NONE(name, count, double_at, parameters, arguments) \
+    CDFM_DEFINE_STUB(name##_none, count, parameters, arguments)
+#define CDFM_DEFINE_STUB_LAST(name, count, double_at, parameters, arguments) \
+    CDFM_DEFINE_STUB(name##_last, count, parameters, arguments)
 #define CDFM_DEFINE_STUB_ONE(name, count, double_at, parameters, arguments) \
-    CDFM_DEFINE_STUB(name##_one, parameters, arguments)
+    CDFM_DEFINE_STUB(name##_one, count, parameters, arguments)
 #define CDFM_DEFINE_STUB_ANY(name, count, double_at, parameters, arguments) \
-    CDFM_DEFINE_STUB(name##_any, parameters, arguments)
+    CDFM_DEFINE_STUB(name##_any, count, parameters, arguments)
+
+#define STUB_SETUP                                                      \
+    (void)token;                                                        \
+    (void)user_data;
+#define W(index) word_field(shape, token, index)
+CDFM_STUBS(CDFM_DEFINE_STUB_NONE)
+#undef STUB_SETUP
+#undef W
 
 #define STUB_SETUP                                                      \
     uint64_t special = special_value(shape, token, user_data);          \
     (void)special;
+#define W(index) word_last(shape, token, special, index, stub_last)
+CDFM_STUBS(CDFM_DEFINE_STUB_LAST)
+#undef W
+
 #define W(index) word_one(shape, token, special, index)
 CDFM_STUBS(CDFM_DEFINE_STUB_ONE)
 #undef STUB_SETUP
@@ -925,6 +961,10 @@ CDFM_STUBS(CDFM_DEFINE_STUB_ANY)
 typedef struct stub_entry {
     unsigned count;
     int double_at;
+    cdfm_stub none_void;
+    cdfm_stub none_int;
+    cdfm_stub last_void;
+    cdfm_stub last_int;
     cdfm_stub one_void;
     cdfm_stub one_int;
     cdfm_stub any_void;
@@ -932,8 +972,9 @@ typedef struct stub_entry {
 } stub_entry;
 
 #define CDFM_STUB_ENTRY(name, count, double_at, parameters, arguments) \
-    { count, double_at, name##_one_void, name##_one_int,               \
-      name##_any_void, name##_any_int },
+    { count, double_at, name##_none_void, name##_none_int,             \
+      name##_last_void, name##_last_int, name##_one_void,              \
+      name##_one_int, name##_any_void, name##_any_int },
 
 static const stub_entry stub_entries[] = {
     CDFM_STUBS(CDFM_STUB_ENTRY)
@@ -1049,7 +1090,14 @@ static void prepare_stub(cdfm_shape *shape) {
         if (entry->count != shape->arg_count
             || entry->double_at != double_at)
             continue;
-        if (specials <= 1)
+        if (specials == 0)
+            shape->stub = shape->returns_int ? entry->none_int
+                                             : entry->none_void;
+        else if (specials == 1
+                 && shape->stub_special_index == shape->arg_count - 1)
+            shape->stub = shape->returns_int ? entry->last_int
+                                             : entry->last_void;
+        else if (specials == 1)
             shape->stub = shape->returns_int ? entry->one_int
                                              : entry->one_void;
         else
