@@ -8,8 +8,9 @@ Usage (bench.sh calls it):
                   --out docs/PERFORMANCE.md --plot docs/bench/b1.png
 
 R and S are aggregate.py output (one line per peer and workload, medians);
-B holds dfm-bench's raw BUDGET lines, I the callgrind counts of bench.sh.  Every verdict in the report is
-computed here from those numbers, so a rerun can never keep a stale "met".
+B holds dfm-bench's raw BUDGET lines, I the callgrind counts of bench.sh.
+Every verdict in the report is computed here from those numbers, so a rerun
+can never keep a stale "met".
 """
 import argparse
 import json

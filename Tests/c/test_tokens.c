@@ -1004,7 +1004,8 @@ static int short_token_callback(const dfm_token *got, void *user_data)
         return 0;
     }
     ok &= (route->place == NULL) == (short_expected.route == NULL);
-    ok &= route->place == NULL || strcmp(route->place, short_expected.route) == 0;
+    ok &= route->place == NULL
+          || strcmp(route->place, short_expected.route) == 0;
     ok &= got->source_site != NULL
           && strcmp(got->source_site, want->source_site) == 0;
     ok &= got->target_place != NULL
