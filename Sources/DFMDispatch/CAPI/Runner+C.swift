@@ -50,7 +50,8 @@ private func dispatchChecked(
             "dfm_runner_dispatch", .invalidArgument,
             "count \(UInt(bitPattern: count)) is too large")
     }
-    let problem = withRunner(runner) { $0.dispatch(tokens, count: count) }!
+    // A single token has been offered to dispatchCommon already.
+    let problem = withRunner(runner) { $0.dispatchGeneral(tokens, count: count) }!
     guard let problem else { return DFM_OK }
     return fail("dfm_runner_dispatch", problem)
 }

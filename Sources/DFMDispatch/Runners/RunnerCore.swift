@@ -178,6 +178,12 @@ final class RunnerCore: @unchecked Sendable {
             case .notTaken: break
             }
         }
+        return dispatchGeneral(tokens, count: count)
+    }
+
+    /// `dispatch` without the common-token attempt, for a caller that has
+    /// made it already (the C entry point).
+    func dispatchGeneral(_ tokens: UnsafePointer<dfm_token>, count: Int) -> DFMError? {
         if mode == .direct { return dispatchDirect(tokens, count: count) }
         return dispatchBatch(tokens, count: count)
     }
