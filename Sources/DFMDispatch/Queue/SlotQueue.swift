@@ -13,8 +13,9 @@ import Glibc
 ///
 /// Slots live in 64 KiB segments of 512 slots, found through a directory
 /// (a ring of segment pointers indexed by segment number).  Segments are
-/// recycled through a pool, so the steady state allocates nothing.  The
-/// directory bounds the number of pending tokens; see `limit`.
+/// recycled through a pool, oldest first, so the steady state allocates
+/// nothing; see SegmentPool for why the newest one rests.  The directory
+/// bounds the number of pending tokens; see `limit`.
 ///
 /// The consumer reads a slot only after it saw `seq == index + 1` with
 /// acquire ordering, so it sees everything the producer wrote before its
@@ -49,15 +50,7 @@ struct SlotQueue: @unchecked Sendable {
     var armedWord: UnsafeMutablePointer<UInt64> {
         (words + 128).assumingMemoryBound(to: UInt64.self)
     }
-    /// Segments handed from the consumer (which retires them) to producers
-    /// (which install them) without a lock: each word holds one segment or
-    /// 0, and moves by exchange, so a segment has one owner at a time.
-    /// The locked pool is the fallback when these are empty or full.
-    private var spares: UnsafeMutablePointer<UInt64> {
-        (words + 256).assumingMemoryBound(to: UInt64.self)
-    }
-    private static let spareCount = 8
-    private static let wordBytes = 256 + 64
+    private static let wordBytes = 256
 
     /// Producers waiting for room (DFM_OVERFLOW_BLOCK).
     var waitersWord: UnsafeMutablePointer<UInt64> {
@@ -125,9 +118,6 @@ struct SlotQueue: @unchecked Sendable {
     func destroy() {
         for index in 0...Int(directoryMask) where directory[index] != 0 {
             Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(directory[index])))
-        }
-        for index in 0..<SlotQueue.spareCount where spares[index] != 0 {
-            Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(spares[index])))
         }
         pool.pointee.freeAll()
         pool.deinitialize(count: 1)
@@ -244,9 +234,9 @@ struct SlotQueue: @unchecked Sendable {
     }
 
     private func install(_ number: UInt64) -> Bool {
-        guard let fresh = takeSpare() ?? poolLock.withLock({ pool.pointee.take() }) else {
-            return false
-        }
+        // Under the pool's lock, taken once per 512 tokens: the lock also
+        // hands over the segment's memory as its last owner left it.
+        guard let fresh = poolLock.withLock({ pool.pointee.take() }) else { return false }
         var expected: UInt64 = 0
         // Strong CAS, acquire-release: publishes the segment to whoever
         // loads the entry with acquire.  If another producer won, keep its
@@ -254,29 +244,9 @@ struct SlotQueue: @unchecked Sendable {
         if !cdfm_cas_strong(
             directory + Int(number & directoryMask), &expected, UInt64(UInt(bitPattern: fresh)))
         {
-            giveSpare(fresh)
+            poolLock.withLock { pool.pointee.give(fresh) }
         }
         return true
-    }
-
-    private func takeSpare() -> UnsafeMutableRawPointer? {
-        for index in 0..<SlotQueue.spareCount where cdfm_load_relaxed(spares + index) != 0 {
-            // Acquire-release exchange: we own what we took, and see the
-            // segment as its last owner left it.
-            let taken = cdfm_exchange_acq_rel(spares + index, 0)
-            if taken != 0 { return UnsafeMutableRawPointer(bitPattern: UInt(taken)) }
-        }
-        return nil
-    }
-
-    private func giveSpare(_ segment: UnsafeMutableRawPointer) {
-        let bits = UInt64(UInt(bitPattern: segment))
-        for index in 0..<SlotQueue.spareCount where cdfm_load_relaxed(spares + index) == 0 {
-            var empty: UInt64 = 0
-            // Acquire-release: hands the segment's memory to the taker.
-            if cdfm_cas_strong(spares + index, &empty, bits) { return }
-        }
-        poolLock.withLock { pool.pointee.give(segment) }
     }
 
     /// The slot of a reserved index (its segment was installed by reserve).
@@ -371,7 +341,7 @@ struct SlotQueue: @unchecked Sendable {
         // the entry (see the type's comment).
         cdfm_store_release(directory + Int(number & directoryMask), 0)
         if let segment = consumer.pointee.segment {
-            giveSpare(segment)
+            poolLock.withLock { pool.pointee.give(segment) }
         }
         consumer.pointee.segment = nil
         consumer.pointee.segmentNumber = .max
@@ -401,21 +371,39 @@ struct SlotQueue: @unchecked Sendable {
     var publishedHead: UInt64 { cdfm_load_acquire(headWord) }
 }
 
-/// Free segments behind the queue's lock, when the lock-free spares are
-/// empty or full.  Keeps every segment it is given back, up to 1024 (64 MiB):
-/// a queue retains the memory of its largest burst so that the next burst
+/// Free segments, behind the queue's lock: the consumer gives each one back
+/// when it has delivered its slots, and producers take them, oldest first.
+///
+/// The newest few rest before they are taken again.  The consumer has just
+/// read the last of them, so their cache lines sit in its core's caches; a
+/// producer on another core that writes into one at once waits for each
+/// line to be taken from that core, and a single-producer stream ran about
+/// a third slower that way (docs/DESIGN.md).  A segment given back
+/// `rested` segments earlier has left those caches.  The cost is memory: a
+/// busy queue keeps `rested` segments (256 KiB) more than a pool that
+/// reuses the newest.
+///
+/// Keeps every segment it is given back, up to 1024 (64 MiB): a queue
+/// retains the memory of its largest burst so that the next burst
 /// allocates nothing (docs/KNOWN_ISSUES.md).
 struct SegmentPool {
-    private var free: [UnsafeMutableRawPointer] = []
+    /// A ring, oldest at `first`; its size is a power of two.
+    private var ring: [UnsafeMutableRawPointer?] = Array(repeating: nil, count: 16)
+    private var first = 0
+    private var count = 0
     private static let keptAtMost = 1024
+    static let rested = 4
 
-    init() { free.reserveCapacity(16) }
+    init() {}
 
     mutating func take() -> UnsafeMutableRawPointer? {
-        if let recycled = free.popLast() {
+        if count > SegmentPool.rested, let recycled = ring[first] {
             // A recycled segment's seq words hold indexes + 1 of segments
             // it served before; segment numbers only grow, so none of them
             // can equal an index + 1 of its next use.
+            ring[first] = nil
+            first = (first &+ 1) & (ring.count &- 1)
+            count &-= 1
             return recycled
         }
         guard let fresh = aligned_alloc(128, SlotQueue.segmentBytes) else { return nil }
@@ -430,15 +418,30 @@ struct SegmentPool {
     }
 
     mutating func give(_ segment: UnsafeMutableRawPointer) {
-        if free.count < SegmentPool.keptAtMost {
-            free.append(segment)
-        } else {
+        if count == SegmentPool.keptAtMost {
             Glibc.free(segment)
+            return
         }
+        if count == ring.count { grow() }
+        ring[(first &+ count) & (ring.count &- 1)] = segment
+        count &+= 1
+    }
+
+    /// Doubles the ring, oldest first again.  Only while a burst is larger
+    /// than any before it.
+    private mutating func grow() {
+        var larger = [UnsafeMutableRawPointer?](repeating: nil, count: ring.count * 2)
+        for index in 0..<count { larger[index] = ring[(first &+ index) & (ring.count &- 1)] }
+        ring = larger
+        first = 0
     }
 
     mutating func freeAll() {
-        for segment in free { Glibc.free(segment) }
-        free.removeAll()
+        for index in 0..<count {
+            Glibc.free(ring[(first &+ index) & (ring.count &- 1)])
+        }
+        ring = Array(repeating: nil, count: 16)
+        first = 0
+        count = 0
     }
 }
