@@ -11,13 +11,16 @@
  *   dfm-bench B3 <calls>
  *   dfm-bench BUDGET <max_ns> [tokens]
  *   dfm-bench COST direct|shaped|variadic|queued <tokens>
+ *   dfm-bench SIDES <tokens>
  *
  * B1 with payload_bytes > 0 (not part of the peers' spec) sends the
  * sequence number in the first 8 bytes of a DFM_VALUE_BYTES payload of
  * that size, to show what copying a payload costs.  BUDGET measures how far
  * dfm_process_pending_budget overruns its time budget.  COST runs one
  * B3 variant, or B1's tokens through a manual runner on one thread, for
- * callgrind to count the instructions of each call.
+ * callgrind to count the instructions of each call.  SIDES times B1's two
+ * sides on one thread, rounds of dispatches then a pump, so that B1's own
+ * rate can be set beside what its instructions alone would allow.
  *
  * Any failed check prints "FAIL dfmdispatch: ..." to stderr and exits 1.
  */
@@ -713,6 +716,52 @@ static void run_queued_cost(int64_t n)
     dfm_dispatcher_destroy(dispatcher);
 }
 
+/* ---- SIDES: each side of the queue timed on one thread ----------------- */
+
+#define SIDES_ROUND 4096
+
+/* Rounds of SIDES_ROUND dispatches and one pump, so that the slots stay
+ * in this core's caches; the first rounds warm the segment pool and are
+ * not timed.  What is left is the cost of each side's instructions. */
+static void run_sides(int64_t n)
+{
+    dfm_dispatcher *dispatcher;
+    dfm_runner *runner = manual_runner(NULL, four_place_set(on_place,
+                                                            on_default),
+                                       &dispatcher);
+    const int64_t warm = 16, rounds = n / SIDES_ROUND;
+    int64_t levels[2], dispatch_ns = 0, pump_ns = 0, timed, round, i;
+
+    if (rounds <= warm)
+        fail("SIDES: tokens must be more than 16 * 4096");
+    for (round = 0; round < rounds; round++) {
+        int64_t t0 = now_ns(), t1, t2;
+
+        for (i = round * SIDES_ROUND; i < (round + 1) * SIDES_ROUND; i++) {
+            dfm_token token = spec_token(levels, i, 0, i);
+
+            check(dfm_runner_dispatch(runner, &token, 1),
+                  "dfm_runner_dispatch (SIDES)");
+        }
+        t1 = now_ns();
+        check(dfm_process_pending(runner), "dfm_process_pending (SIDES)");
+        t2 = now_ns();
+        if (round >= warm) {
+            dispatch_ns += t1 - t0;
+            pump_ns += t2 - t1;
+        }
+    }
+    if (delivered() != rounds * SIDES_ROUND)
+        fail("SIDES: token count mismatch");
+    timed = (rounds - warm) * SIDES_ROUND;
+    printf("{\"peer\":\"" PEER "\",\"workload\":\"SIDES\","
+           "\"tokens\":%" PRId64 ",\"dispatch_ns\":%.2f,"
+           "\"pump_ns\":%.2f}\n",
+           timed, (double)dispatch_ns / timed, (double)pump_ns / timed);
+    dfm_runner_destroy(runner);
+    dfm_dispatcher_destroy(dispatcher);
+}
+
 /* ---- BUDGET: how far a budgeted pump overruns ------------------------- */
 
 #define SPIN_NS 1000
@@ -860,6 +909,8 @@ int main(int argc, char **argv)
                                                        atoll(argv[3])))
             fail("COST: the variant is direct, shaped, variadic or queued, "
                  "with a positive count");
+    } else if (argc >= 3 && strcmp(argv[1], "SIDES") == 0) {
+        run_sides(atoll(argv[2]));
     } else if (argc >= 3 && strcmp(argv[1], "BUDGET") == 0) {
         int64_t max_ns = atoll(argv[2]);
         /* Enough 1 us tokens for about 50 budget-limited pumps. */
@@ -873,8 +924,9 @@ int main(int argc, char **argv)
                 "       %s B2 <tokens>\n"
                 "       %s B3 <calls>\n"
                 "       %s BUDGET <max_ns> [tokens]\n"
-                "       %s COST direct|shaped|variadic|queued <tokens>\n",
-                argv[0], argv[0], argv[0], argv[0], argv[0]);
+                "       %s COST direct|shaped|variadic|queued <tokens>\n"
+                "       %s SIDES <tokens>\n",
+                argv[0], argv[0], argv[0], argv[0], argv[0], argv[0]);
         return 2;
     }
     return 0;

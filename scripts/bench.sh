@@ -8,8 +8,9 @@
 # Steps: build the library and build/bench/dfm-bench; install the peers'
 # packages if they are missing (root only); run the peers' run.sh with
 # DFM_BENCH so the library is measured in the same run as its peers; run
-# dfm-bench's own sweeps (producers, payload sizes, pump budget); count
-# instructions per call under callgrind; write docs/bench/*-DATE.jsonl,
+# dfm-bench's own sweeps (producers, payload sizes, pump budget); run the
+# two bare rings of bench/ceiling.cpp beside it; count instructions per
+# call under callgrind; write docs/bench/*-DATE.jsonl,
 # docs/PERFORMANCE.md and docs/bench/b1.png.
 #
 # Environment: REPS N PY_N B2_N B3_N PEERS go through to run.sh unchanged.
@@ -143,6 +144,31 @@ for BUDGET in 10000 100000 1000000 4000000; do
     done
 done
 
+# ---- 4a. the machine's ceiling ------------------------------------------
+# Two bare rings (bench/ceiling.cpp) on the peers' harness: how fast one
+# producer can go here with a ring and nothing else, with and without the
+# compare-and-swap that one order across producers costs.  Each round runs
+# both and dfm-bench, so the three share the machine's mood.
+say "ceiling: bare rings beside dfm-bench, B1 with one producer"
+for variant in spsc rmw; do
+    flag=
+    [ "$variant" = rmw ] && flag=-DCEILING_RMW
+    g++ -O2 -std=c++17 -Wall -pthread $flag \
+        -DCEILING_NAME="\"ceiling-$variant\"" -I"$WORK/peers" \
+        bench/ceiling.cpp -o "$WORK/ceiling-$variant" -ldl >&2
+done
+# SIDES times the library's two sides on one thread, for the same rounds.
+: >"$WORK/ceiling.jsonl"
+: >"$OUT/sides-$DATE.jsonl"
+for r in $(seq "$REPS"); do
+    for program in "$WORK/ceiling-spsc" "$WORK/ceiling-rmw" "$BENCH"; do
+        timeout 600 "$program" B1 1 "$N" >>"$WORK/ceiling.jsonl"
+    done
+    timeout 600 "$BENCH" SIDES "$N" >>"$OUT/sides-$DATE.jsonl"
+done
+python3 "$WORK/peers/aggregate.py" "$WORK/ceiling.jsonl" \
+    >"$OUT/ceiling-$DATE.jsonl"
+
 # ---- 4b. instructions per call, counted by callgrind ----------------------
 # Unlike the timings above, these counts are the same on every run of the
 # same build, whatever else the machine is doing.  Valgrind 3.19 cannot
@@ -180,6 +206,8 @@ python3 scripts/bench_report.py \
     --scaling "$OUT/scaling-$DATE.jsonl" \
     --budget "$OUT/budget-$DATE.jsonl" \
     --instructions "$COSTS" \
+    --ceiling "$OUT/ceiling-$DATE.jsonl" \
+    --sides "$OUT/sides-$DATE.jsonl" \
     --command "$COMMAND" \
     --date "$(date -Is)" \
     --commit "$COMMIT" \

@@ -276,6 +276,30 @@ def instruction_rows(costs):
     return out
 
 
+CEILING_WHAT = {
+    "ceiling-spsc": "a ring of 48-byte tokens, one producer, its tail "
+                    "moved by a plain store",
+    "ceiling-rmw": "the same ring, its tail moved by a compare-and-swap "
+                   "(what one order across producers costs)",
+    PEER: "the library, in the same rounds",
+}
+
+
+def ceiling_rows(ceiling):
+    ours = next((r["tokens_per_s"] for r in ceiling
+                 if r["peer"] == PEER and r.get("tokens_per_s")), None)
+    out = []
+    for r in sorted(ceiling, key=lambda r: list(CEILING_WHAT).index(
+            r["peer"]) if r["peer"] in CEILING_WHAT else 99):
+        low, high = (r.get("spread") or {}).get("tokens_per_s", [None, None])
+        out.append((r["peer"], CEILING_WHAT.get(r["peer"], ""),
+                    rate(r.get("tokens_per_s")),
+                    "%s – %s" % (rate(low), rate(high)),
+                    "–" if ours is None or r["peer"] == PEER
+                    else "%.2f×" % (r["tokens_per_s"] / ours)))
+    return out
+
+
 def cost_of(costs, variant, field):
     for r in costs:
         if r["variant"] == variant and r.get(field) is not None \
@@ -292,7 +316,7 @@ def versus(ours, theirs, peer):
         "%s tokens/s)." % (ours / theirs, peer, rate(ours), rate(theirs))
 
 
-def reading(res, scaling, costs):
+def reading(res, scaling, costs, sides):
     """The page's explanation of its own figures."""
     g = res.get
     md = ["## Reading the figures\n"]
@@ -300,22 +324,36 @@ def reading(res, scaling, costs):
     produce = cost_of(costs, "queued", "dispatch")
     pump = cost_of(costs, "queued", "pump")
     p1 = g(PEER, "B1-P1", "tokens_per_s")
+    alone = ""
+    if sides and p1:
+        dispatch = statistics.median(r["dispatch_ns"] for r in sides)
+        drain = statistics.median(r["pump_ns"] for r in sides)
+        alone = (
+            "  On one thread (`dfm-bench SIDES`, medians of %d runs) the "
+            "two sides take %.1f and %.1f ns a token; across two cores "
+            "B1-P1 takes %.1f ns a token, so %s"
+            % (len(sides), dispatch, drain, 1e9 / p1,
+               "most of a token's time is the cost of sharing the queue "
+               "between the cores (its slots' cache lines move from one "
+               "core to the other), not of the instructions."
+               if 1e9 / p1 > 1.5 * max(dispatch, drain) else
+               "the slower side sets the pace."))
     if produce and pump:
         md.append(
             "**One producer.** A queued token costs its producer about "
             "%.0f instructions (measuring and validating the site and "
             "place, reserving a slot with one compare-and-swap, copying "
             "the token) and the pump about %.0f (reading the slot, "
-            "building the callback's view, the call).  The producer is "
-            "the longer side, so B1-P1 runs at the producer's pace%s; on "
-            "top of the instructions, every slot's cache line moves from "
-            "the producer's core to the pump's.  libuv-async and "
-            "moodycamel copy a 48-byte struct that was validated by "
+            "building the callback's view, the call)%s.%s  The ceiling "
+            "table shows what a bare ring reaches on the same machine.  "
+            "libuv-async "
+            "and moodycamel copy a 48-byte struct that was validated by "
             "nobody; dfmdispatch checks every token against the contract "
             "(UTF-8 strings, known kinds, a well-formed frame) and keeps "
             "its own copy of each.%s\n"
             % (produce, pump,
-               "" if p1 is None else " (%s tokens/s here)" % rate(p1),
+               "" if p1 is None else "; B1-P1 ran at %s tokens/s" % rate(p1),
+               alone,
                versus(p1, g("libuv-async", "B1-P1", "tokens_per_s"),
                       "libuv-async")))
 
@@ -507,16 +545,18 @@ def plot(res, scaling, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    for name in ("results", "scaling", "budget", "instructions", "command",
-                 "date", "commit", "out", "plot"):
+    for name in ("results", "scaling", "budget", "instructions", "ceiling",
+                 "sides", "command", "date", "commit", "out", "plot"):
         ap.add_argument("--" + name, required=name not in (
-            "scaling", "budget", "instructions"))
+            "scaling", "budget", "instructions", "ceiling", "sides"))
     args = ap.parse_args()
 
     res = Results(load(args.results))
     scaling = load(args.scaling)
     budget = load(args.budget)
     costs = load(args.instructions)
+    ceiling = load(args.ceiling)
+    sides = load(args.sides)
     plot_note = plot(res, scaling, args.plot)
     plot_rel = os.path.relpath(args.plot, os.path.dirname(args.out))
     goal_rows = goals(res)
@@ -622,6 +662,20 @@ def main():
                      "max overshoot ns", "control p50 ns", "control max ns"],
                     budget_rows(budget)) + "\n")
 
+    rows = ceiling_rows(ceiling)
+    if rows:
+        md.append("### The machine's ceiling\n")
+        md.append("B1 with one producer, through two rings that do none of "
+                  "a dispatcher's work (`bench/ceiling.cpp`, on the peers' "
+                  "harness, so the token, the routing and the checks of "
+                  "B1 are the peers'), run in the same rounds as "
+                  "dfm-bench.  They show what this machine allows a queue, "
+                  "and how far below it the library is; the spread shows "
+                  "how much one program's rate moves from run to run here."
+                  "\n")
+        md.append(table(["program", "what it is", "tokens/s (median)",
+                         "spread", "vs dfmdispatch"], rows) + "\n")
+
     rows = instruction_rows(costs)
     if rows:
         md.append("## Instructions per call (callgrind)\n")
@@ -632,7 +686,7 @@ def main():
                   "counts are the same on every run of the same build.\n")
         md.append(table(["call", "instructions per token", "what it does"],
                         rows) + "\n")
-    md += reading(res, scaling, costs)
+    md += reading(res, scaling, costs, sides)
 
     with open(args.out, "w") as f:
         f.write("\n".join(md))
