@@ -26,8 +26,14 @@ EXAMPLE_BINS := $(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
 all: $(LIB) examples
 
-$(LIB): $(SWIFT_SOURCES) dfmdispatch.map include/dfmdispatch.h
+# lld with scripts/hot-symbols.txt as its symbol order puts the functions
+# a host runs together, so that fewer 64 KiB windows of the statically
+# linked runtime are mapped into each host (scripts/hot_symbols.py).
+$(LIB): $(SWIFT_SOURCES) dfmdispatch.map include/dfmdispatch.h scripts/hot-symbols.txt
 	$(SWIFT) build -c release --product dfmdispatch -Xswiftc -static-stdlib \
+	    -Xswiftc -use-ld=lld \
+	    -Xlinker --symbol-ordering-file=$(CURDIR)/scripts/hot-symbols.txt \
+	    -Xlinker --no-warn-symbol-ordering \
 	    -Xlinker --version-script=$(CURDIR)/dfmdispatch.map -Xlinker --no-export-dynamic
 	mkdir -p $(LIBDIR)
 	cp "$$($(SWIFT) build -c release --show-bin-path)/libdfmdispatch.so" $@

@@ -5,7 +5,7 @@
 # what is missing and how to install it, and fails.  Needs: a C compiler,
 # libffi-dev (the shaped callbacks call through libffi), valgrind (memcheck
 # over the examples), python3 (the test tally), objdump (the tail-call check
-# of the library), and Swift 6.3 on PATH or in /opt/swift.
+# of the library), and Swift 6.3 on PATH or in /opt/swift, with its lld.
 set -u
 
 missing=()
@@ -35,5 +35,11 @@ fi
 
 if ! command -v swift >/dev/null 2>&1 && [ ! -x /opt/swift/usr/bin/swift ]; then
     echo "deps: Swift 6.3 is needed: put it on PATH (or install it in /opt/swift)" >&2
+    exit 1
+fi
+# The library is linked with the toolchain's lld (see the Makefile).
+swift_bin=$(dirname "$(command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)")
+if [ ! -x "$swift_bin/ld.lld" ] && ! command -v ld.lld >/dev/null 2>&1; then
+    echo "deps: ld.lld is missing: the Swift toolchain ships it beside swift" >&2
     exit 1
 fi

@@ -90,6 +90,8 @@ fi
 
 run_counted library-dependencies Tests/c/abi/check_ldd.sh
 run_counted library-tail-calls python3 Tests/c/abi/check_tailcalls.py build/lib/libdfmdispatch.so
+run_counted library-layout python3 Tests/c/abi/check_layout.py build/lib/libdfmdispatch.so \
+    scripts/hot-symbols.txt
 run_counted c-tests Tests/c/run.sh
 run_counted c-tests-asan env TEST_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 Tests/c/run.sh
