@@ -331,13 +331,12 @@ def reading(res, scaling, costs, sides):
         alone = (
             "  On one thread (`dfm-bench SIDES`, medians of %d runs) the "
             "two sides take %.1f and %.1f ns a token; across two cores "
-            "B1-P1 takes %.1f ns a token, so %s"
+            "B1-P1 takes %.1f ns a token, %.1f× the slower side alone.  "
+            "What the two cores add is the cost of sharing the queue: its "
+            "slots' and its tail's cache lines move from one core to the "
+            "other."
             % (len(sides), dispatch, drain, 1e9 / p1,
-               "most of a token's time is the cost of sharing the queue "
-               "between the cores (its slots' cache lines move from one "
-               "core to the other), not of the instructions."
-               if 1e9 / p1 > 1.5 * max(dispatch, drain) else
-               "the slower side sets the pace."))
+               1e9 / p1 / max(dispatch, drain)))
     if produce and pump:
         md.append(
             "**One producer.** A queued token costs its producer about "
