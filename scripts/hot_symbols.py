@@ -8,8 +8,8 @@ around each page that is run (fault-around), so code spread over the 4 MiB
 of the statically linked Swift runtime costs RSS in every host; packed
 together it costs less (docs/KNOWN_ISSUES.md has the figures).
 
-The list is what callgrind sees run in the library, in first-run order,
-over the examples and the benchmark's workloads.  Rerun after changes that
+The list is what callgrind sees run in the library over the examples and
+the benchmark's workloads, sorted by name.  Rerun after changes that
 rename or add hot functions; Tests/c/abi/check_layout.py fails when the
 list has drifted far enough to spread the code again.
 
@@ -82,8 +82,10 @@ def main():
                     order.append(symbol)
     finally:
         shutil.rmtree(work)
+    # Sorted, so that a rerun changes the file only where the code did (the
+    # order inside the hot region does not change what it costs).
     with open(OUT, "w") as f:
-        f.write("".join(symbol + "\n" for symbol in order))
+        f.write("".join(symbol + "\n" for symbol in sorted(order)))
     print("hot_symbols.py: %d functions in %s" % (len(order),
                                                   os.path.relpath(OUT)))
 

@@ -15,15 +15,25 @@ func withRunner<R>(_ handle: OpaquePointer?, _ body: (RunnerCore) -> R) -> R? {
 public func dfm_runner_dispatch(
     _ runner: OpaquePointer?, _ tokens: UnsafePointer<dfm_token>?, _ count: Int
 ) -> dfm_status {
-    // One token of the common kind: no error value is built on the way.
-    if count == 1, let tokens, let taken = withRunner(runner, { $0.dispatchCommon(tokens) }) {
-        switch taken {
-        case .accepted: return DFM_OK
-        case .callbackFailed: return oneCallbackFailed()
-        case .notTaken: break
-        }
+    // One token of the common kind: no error value is built on the way,
+    // and this frame ends in a jump to dispatchOne.
+    guard count == 1, let tokens, let runner else { return dispatchChecked(runner, tokens, count) }
+    return Unmanaged<RunnerCore>.fromOpaque(UnsafeRawPointer(runner))._withUnsafeGuaranteedRef {
+        dispatchOne($0, runner, tokens)
     }
-    return dispatchChecked(runner, tokens, count)
+}
+
+/// One token through the common path, and the status it earns; anything
+/// the common path does not take goes to the general one.
+@inline(never)
+private func dispatchOne(
+    _ core: RunnerCore, _ runner: OpaquePointer, _ token: UnsafePointer<dfm_token>
+) -> dfm_status {
+    switch core.dispatchCommon(token) {
+    case .accepted: return DFM_OK
+    case .callbackFailed: return oneCallbackFailed()
+    case .notTaken: return dispatchChecked(runner, token, 1)
+    }
 }
 
 /// The callback may have destroyed the runner: nothing here touches it.
