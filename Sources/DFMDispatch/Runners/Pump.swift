@@ -22,16 +22,21 @@ extension RunnerCore {
         guard TokenCodec.measure(token, routes: routeIndex, into: &shape) else {
             return invalidToken(token, index: 0)
         }
-        return deliverDirectOne(token, route: shape.route) ? nil : RunnerCore.oneFailed()
+        return deliverDirectOne(token, route: shape.route, wordValue: false)
+            ? nil : RunnerCore.oneFailed()
     }
 
     /// Calls one measured token's callback on an open runner, releases its
     /// payload and counts.  Returns false when the callback failed.
+    /// `wordValue`: the caller knows the value is carried in the union's
+    /// words (a CommonToken), so it needs no text copy.
     @inline(__always)
-    func deliverDirectOne(_ token: UnsafePointer<dfm_token>, route: UInt16) -> Bool {
+    func deliverDirectOne(
+        _ token: UnsafePointer<dfm_token>, route: UInt16, wordValue: Bool
+    ) -> Bool {
         let previous = cdfm_get_current_runner()
         cdfm_set_current_runner(selfPointer)
-        let outcome = deliverDirect(token, route: route)
+        let outcome = deliverDirect(token, route: route, wordValue: wordValue)
         if token.pointee.data.kind == DFM_VALUE_OBJECT,
             let release = token.pointee.data.as.object.release
         {
@@ -44,7 +49,7 @@ extension RunnerCore {
         case .failed: count(Word.failed, 1)
         case .dropped: count(Word.dropped, 1)
         }
-        if previous != selfPointer && cdfm_load_relaxed(word(Word.requests)) != 0 {
+        if cdfm_load_relaxed(word(Word.requests)) != 0 && previous != selfPointer {
             runRequests()
         }
         if case .failed = outcome { return false }
@@ -87,7 +92,7 @@ extension RunnerCore {
             let token = tokens + index
             // For a batch of one, pass 1 already measured this token.
             if count > 1 { _ = TokenCodec.check(token, routes: routeIndex, into: &shape) }
-            let outcome = deliverDirect(token, route: shape.route)
+            let outcome = deliverDirect(token, route: shape.route, wordValue: false)
             switch outcome {
             case .delivered: delivered &+= 1
             case .failed: failed &+= 1
@@ -117,9 +122,13 @@ extension RunnerCore {
     /// is promised: NULL levels at depth 0 and NUL-terminated text.  Most
     /// tokens need no change and are passed as they are.
     @inline(__always)
-    private func deliverDirect(_ token: UnsafePointer<dfm_token>, route: UInt16) -> Outcome {
+    private func deliverDirect(
+        _ token: UnsafePointer<dfm_token>, route: UInt16, wordValue: Bool
+    ) -> Outcome {
         let kind = token.pointee.data.kind
-        let isText = kind == DFM_VALUE_STRING || kind == DFM_VALUE_JSON || kind == DFM_VALUE_ERROR
+        let isText =
+            !wordValue
+            && (kind == DFM_VALUE_STRING || kind == DFM_VALUE_JSON || kind == DFM_VALUE_ERROR)
         if !isText && (token.pointee.frame.depth != 0 || token.pointee.frame.levels == nil) {
             return deliverSync(token, route: route)
         }

@@ -208,7 +208,8 @@ final class RunnerCore: @unchecked Sendable {
         guard let common = CommonToken(token, routes: routeIndex) else { return .notTaken }
         if mode == .direct {
             if cdfm_load_relaxed(word(Word.closed)) != 0 { return .notTaken }
-            return deliverDirectOne(token, route: common.route) ? .accepted : .callbackFailed
+            return deliverDirectOne(token, route: common.route, wordValue: true)
+                ? .accepted : .callbackFailed
         }
         if dropLock == nil && enqueueCommon(token, common) { return .accepted }
         return .notTaken
