@@ -121,4 +121,10 @@ static inline void cdfm_cpu_relax(void) {
 #endif
 }
 
+/* A cache hint with no effect on what a program computes: starts loading
+ * the line that holds `address`, for a read soon. */
+static inline void cdfm_prefetch_read(const void *address) {
+    __builtin_prefetch(address, 0, 3);
+}
+
 #endif /* CDFM_ATOMICS_H */

@@ -318,6 +318,19 @@ struct SlotQueue: @unchecked Sendable {
         return slot
     }
 
+    /// Starts loading the slot `distance` places past `slot` (the one peek()
+    /// returned), when it is below `end` (reserved, so nearly always
+    /// written: the hint never pulls a line the producer is about to write)
+    /// and in the same segment.
+    @inline(__always)
+    func prefetch(ahead distance: UInt64, of slot: UnsafeMutableRawPointer, end: UInt64) {
+        let position = consumer.pointee.position
+        guard position &+ distance < end,
+            position % SlotQueue.slotsPerSegment < SlotQueue.slotsPerSegment &- distance
+        else { return }
+        cdfm_prefetch_read(slot + Int(distance) * Slot.size)
+    }
+
     /// Moves past the slot returned by peek(); retires a finished segment.
     @inline(__always)
     func advance() {
