@@ -38,7 +38,8 @@ if ! command -v swift >/dev/null 2>&1 && [ ! -x /opt/swift/usr/bin/swift ]; then
     exit 1
 fi
 # The library is linked with the toolchain's lld (see the Makefile).
-swift_bin=$(dirname "$(command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)")
+swift_bin=$(dirname "$(readlink -f "$(command -v swift 2>/dev/null ||
+    echo /opt/swift/usr/bin/swift)")")
 if [ ! -x "$swift_bin/ld.lld" ] && ! command -v ld.lld >/dev/null 2>&1; then
     echo "deps: ld.lld is missing: the Swift toolchain ships it beside swift" >&2
     exit 1
