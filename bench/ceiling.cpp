@@ -3,11 +3,11 @@
 // beyond the harness's own deliver()), built on the peers' common.hpp so
 // that B1 is measured exactly as for them.
 //
-//   ceiling-spsc  one producer stores its tail with a plain release store;
-//                 the best a queue can do when only one thread enqueues.
+//   ceiling-spsc  one producer stores its tail with a plain release store,
+//                 as a queue can when only one thread ever enqueues.
 //   ceiling-rmw   the same ring, but the producer moves its tail with a
-//                 compare-and-swap, as any queue must that gives tokens
-//                 from many producers one order.
+//                 compare-and-swap, as a queue does that gives the tokens
+//                 of many producers one order.
 //
 // Both take B1 with one producer only: scripts/bench.sh runs them beside
 // dfm-bench so that the page can say how close the library comes.
