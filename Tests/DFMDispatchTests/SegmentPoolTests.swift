@@ -8,6 +8,13 @@ private func segments(_ count: Int) -> [UnsafeMutableRawPointer] {
     (0..<count).map { _ in aligned_alloc(128, SlotQueue.segmentBytes)! }
 }
 
+/// Takes `count` segments from `pool` (fewer if it returns nil).
+private func take(_ count: Int, from pool: inout SegmentPool) -> [UnsafeMutableRawPointer] {
+    var taken: [UnsafeMutableRawPointer] = []
+    while taken.count < count, let segment = pool.take() { taken.append(segment) }
+    return taken
+}
+
 @Suite("Segment pool")
 struct SegmentPoolTests {
     @Test("a given-back segment rests behind four others before it is reused")
@@ -52,10 +59,7 @@ struct SegmentPoolTests {
         var pool = SegmentPool()
         let given = segments(100)
         for segment in given { pool.give(segment) }
-        var taken: [UnsafeMutableRawPointer] = []
-        for _ in 0..<(100 - SegmentPool.rested) {
-            if let segment = pool.take() { taken.append(segment) }
-        }
+        let taken = take(100 - SegmentPool.rested, from: &pool)
         #expect(taken == Array(given.prefix(100 - SegmentPool.rested)))
         for segment in taken { Glibc.free(segment) }
         pool.freeAll()
@@ -67,10 +71,7 @@ struct SegmentPoolTests {
         let given = segments(1030)
         for segment in given { pool.give(segment) }
         // The first 1024 stay, in order; the last six were freed on give.
-        var taken: [UnsafeMutableRawPointer] = []
-        while taken.count < 1024 - SegmentPool.rested, let segment = pool.take() {
-            taken.append(segment)
-        }
+        let taken = take(1024 - SegmentPool.rested, from: &pool)
         #expect(taken == Array(given.prefix(1024 - SegmentPool.rested)))
         // Four rest now, so the next take is fresh; a pool that had kept
         // all 1030 would hand out given[1020] instead.
