@@ -29,9 +29,30 @@ all: $(LIB) examples
 # lld with scripts/hot-symbols.txt as its symbol order puts the functions
 # a host runs together, so that fewer 64 KiB windows of the statically
 # linked runtime are mapped into each host (scripts/hot_symbols.py).
-$(LIB): $(SWIFT_SOURCES) dfmdispatch.map include/dfmdispatch.h scripts/hot-symbols.txt
+#
+# The Swift runtime's `-lstdc++` finds $(STDCXX_SCRIPT) first (swiftc's -L
+# directories come before the compiler's): a linker script that names
+# libstdc++.a, so the few C++ library functions the runtime calls are
+# linked in, hidden, and a host does not load libstdc++.so at all.
+STDCXX_DIR    := $(BUILD)/link
+STDCXX_SCRIPT := $(STDCXX_DIR)/libstdc++.so
+
+$(STDCXX_SCRIPT):
+	@archive=$$($(CC) -print-file-name=libstdc++.a); \
+	case "$$archive" in /*) ;; *) \
+	    echo "libstdc++.a not found: install g++ (scripts/deps.sh)" >&2; \
+	    exit 1;; esac; \
+	mkdir -p $(STDCXX_DIR); \
+	echo "INPUT($$archive)" >$@
+
+# SwiftPM does not track the files that linker flags name (the symbol
+# order, the version script, the libstdc++ script), so the recipe removes
+# its copy of the library to make it link again.
+$(LIB): $(SWIFT_SOURCES) dfmdispatch.map include/dfmdispatch.h \
+    scripts/hot-symbols.txt $(STDCXX_SCRIPT)
+	rm -f "$$($(SWIFT) build -c release --show-bin-path)/libdfmdispatch.so"
 	$(SWIFT) build -c release --product dfmdispatch -Xswiftc -static-stdlib \
-	    -Xswiftc -use-ld=lld \
+	    -Xswiftc -use-ld=lld -Xswiftc -L$(CURDIR)/$(STDCXX_DIR) \
 	    -Xlinker --symbol-ordering-file=$(CURDIR)/scripts/hot-symbols.txt \
 	    -Xlinker --no-warn-symbol-ordering \
 	    -Xlinker --version-script=$(CURDIR)/dfmdispatch.map -Xlinker --no-export-dynamic

@@ -5,7 +5,8 @@
 # what is missing and how to install it, and fails.  Needs: a C compiler,
 # libffi-dev (the shaped callbacks call through libffi), valgrind (memcheck
 # over the examples), python3 (the test tally), objdump (the tail-call check
-# of the library), and Swift 6.3 on PATH or in /opt/swift, with its lld.
+# of the library), libstdc++.a (linked into the library; it comes with g++),
+# and Swift 6.3 on PATH or in /opt/swift, with its lld.
 set -u
 
 missing=()
@@ -18,6 +19,11 @@ command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v objdump >/dev/null 2>&1 || missing+=(binutils)
+# cc prints the bare name when it has no such file.
+case "$(cc -print-file-name=libstdc++.a 2>/dev/null)" in
+    /*) ;;
+    *) missing+=(g++) ;;
+esac
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
