@@ -236,7 +236,8 @@ struct SlotQueue: @unchecked Sendable {
     private func install(_ number: UInt64) -> Bool {
         // Under the pool's lock, taken once per 512 tokens: the lock also
         // hands over the segment's memory as its last owner left it.
-        guard let fresh = poolLock.withLock({ pool.pointee.take() }) else { return false }
+        let now = cdfm_now_ns()
+        guard let fresh = poolLock.withLock({ pool.pointee.take(at: now) }) else { return false }
         var expected: UInt64 = 0
         // Strong CAS, acquire-release: publishes the segment to whoever
         // loads the entry with acquire.  If another producer won, keep its
@@ -244,7 +245,8 @@ struct SlotQueue: @unchecked Sendable {
         if !cdfm_cas_strong(
             directory + Int(number & directoryMask), &expected, UInt64(UInt(bitPattern: fresh)))
         {
-            poolLock.withLock { pool.pointee.give(fresh) }
+            // It was never written: cold at once.
+            poolLock.withLock { pool.pointee.give(fresh, at: 0) }
         }
         return true
     }
@@ -354,7 +356,8 @@ struct SlotQueue: @unchecked Sendable {
         // the entry (see the type's comment).
         cdfm_store_release(directory + Int(number & directoryMask), 0)
         if let segment = consumer.pointee.segment {
-            poolLock.withLock { pool.pointee.give(segment) }
+            let now = cdfm_now_ns()
+            poolLock.withLock { pool.pointee.give(segment, at: now) }
         }
         consumer.pointee.segment = nil
         consumer.pointee.segmentNumber = .max
@@ -392,9 +395,14 @@ struct SlotQueue: @unchecked Sendable {
 /// a producer on another core that writes into it at once waits for each
 /// line to leave that core, and a single-producer stream ran about a third
 /// slower that way (docs/DESIGN.md).  Four resting gained as much as 16 or
-/// 40 in the same measurements, one a little less.  The cost is memory: a
-/// busy queue keeps `rested` segments (256 KiB) more than a pool that
-/// reuses the newest.
+/// 40 in the same measurements, one a little less.
+///
+/// Rest is needed only while segments come back quickly, so a segment
+/// given back `coldAfter` (1 ms) ago or longer is taken even with fewer
+/// than four behind it.  At 2 M tokens/s or more, four newer segments
+/// come back sooner than that and nothing changes; a slower queue reuses
+/// the one or two segments it has instead of cycling through six, and so
+/// keeps 128 KiB rather than 384 KiB (B2's peak RSS).
 ///
 /// Keeps every segment it is given back, up to 1024 (64 MiB): a queue
 /// retains the memory of its largest burst so that the next burst
@@ -402,15 +410,26 @@ struct SlotQueue: @unchecked Sendable {
 struct SegmentPool {
     /// A ring, oldest at `first`; its size is a power of two.
     private var ring: [UnsafeMutableRawPointer?] = Array(repeating: nil, count: 16)
+    /// When each ring entry was given back (cdfm_now_ns), same indexes.
+    private var givenAt: [UInt64] = Array(repeating: 0, count: 16)
     private var first = 0
     private var count = 0
     private static let keptAtMost = 1024
     static let rested = 4
+    static let coldAfter: UInt64 = 1_000_000
 
     init() {}
 
-    mutating func take() -> UnsafeMutableRawPointer? {
-        if count > SegmentPool.rested, let recycled = ring[first] {
+    /// A segment for a producer, `now` being cdfm_now_ns(): the oldest
+    /// given back, once it has rested; else a fresh one (nil when out of
+    /// memory).
+    mutating func take(at now: UInt64) -> UnsafeMutableRawPointer? {
+        // `now` was read before the lock, so it may be older than a time
+        // given back since: such a segment is recent, not cold.
+        if count > 0, let recycled = ring[first],
+            count > SegmentPool.rested
+                || (now > givenAt[first] && now &- givenAt[first] >= SegmentPool.coldAfter)
+        {
             // A recycled segment's seq words hold indexes + 1 of segments
             // it served before; segment numbers only grow, so none of them
             // can equal an index + 1 of its next use.
@@ -430,13 +449,17 @@ struct SegmentPool {
         return fresh
     }
 
-    mutating func give(_ segment: UnsafeMutableRawPointer) {
+    /// Takes back a segment whose slots were all delivered, `now` being
+    /// cdfm_now_ns() (0 for one that was never written).
+    mutating func give(_ segment: UnsafeMutableRawPointer, at now: UInt64) {
         if count == SegmentPool.keptAtMost {
             Glibc.free(segment)
             return
         }
         if count == ring.count { grow() }
-        ring[(first &+ count) & (ring.count &- 1)] = segment
+        let index = (first &+ count) & (ring.count &- 1)
+        ring[index] = segment
+        givenAt[index] = now
         count &+= 1
     }
 
@@ -444,8 +467,14 @@ struct SegmentPool {
     /// than any before it.
     private mutating func grow() {
         var larger = [UnsafeMutableRawPointer?](repeating: nil, count: ring.count * 2)
-        for index in 0..<count { larger[index] = ring[(first &+ index) & (ring.count &- 1)] }
+        var largerTimes = [UInt64](repeating: 0, count: ring.count * 2)
+        for index in 0..<count {
+            let old = (first &+ index) & (ring.count &- 1)
+            larger[index] = ring[old]
+            largerTimes[index] = givenAt[old]
+        }
         ring = larger
+        givenAt = largerTimes
         first = 0
     }
 
