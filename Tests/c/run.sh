@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# run.sh - build every Tests/c/test_*.c against build/lib/libdfmdispatch.so,
-# run each one, run the header and symbol checks of Tests/c/abi, and end
+# run.sh - build every Tests/c/test_*.c (and test_*.cpp, a C++ host)
+# against build/lib/libdfmdispatch.so, run each one, run the header and symbol checks of Tests/c/abi, and end
 # with one line "N passed, M failed" that sums them all.  Exits non-zero
 # on any failure (a failed check, a build error, a crash, a timeout).
 #
@@ -22,6 +22,7 @@ root=$(cd "$here/../.." && pwd)
 libdir=$root/build/lib
 outdir=$root/build/tests/c
 cc=${CC:-cc}
+cxx=${CXX:-c++}
 timeout_seconds=${TEST_TIMEOUT:-60}
 read -r -a extra_cflags <<<"${TEST_CFLAGS:-}"
 read -r -a wrapper <<<"${TEST_WRAPPER:-}"
@@ -95,19 +96,31 @@ fi
 if [ "$#" -gt 0 ]; then
     sources=()
     for name in "$@"; do
-        sources+=("$here/${name%.c}.c")
+        name=${name%.c}
+        name=${name%.cpp}
+        if [ -f "$here/$name.cpp" ]; then
+            sources+=("$here/$name.cpp")
+        else
+            sources+=("$here/$name.c")
+        fi
     done
 else
-    sources=("$here"/test_*.c)
+    sources=("$here"/test_*.c "$here"/test_*.cpp)
 fi
 
 for source in "${sources[@]}"; do
-    name=$(basename "$source" .c)
+    name=$(basename "$source")
+    name=${name%.*}
     binary=$outdir/$name
     log=$outdir/$name.log
 
     echo "== $name"
-    if ! "$cc" -std=c99 -Wall -Wextra -pedantic -Werror -O1 -g \
+    if [[ "$source" == *.cpp ]]; then
+        compiler=("$cxx" -std=c++17)
+    else
+        compiler=("$cc" -std=c99)
+    fi
+    if ! "${compiler[@]}" -Wall -Wextra -pedantic -Werror -O1 -g \
         "${extra_cflags[@]}" -I"$root/include" -o "$binary" "$source" \
         -L"$libdir" -ldfmdispatch -Wl,-rpath,"$libdir" -pthread 2>"$log"
     then
