@@ -408,10 +408,14 @@ struct SlotQueue: @unchecked Sendable {
 /// retains the memory of its largest burst so that the next burst
 /// allocates nothing (docs/KNOWN_ISSUES.md).
 struct SegmentPool {
+    /// A segment and when it was given back (cdfm_now_ns; 0: never written).
+    private struct Entry {
+        let segment: UnsafeMutableRawPointer
+        let givenAt: UInt64
+    }
+
     /// A ring, oldest at `first`; its size is a power of two.
-    private var ring: [UnsafeMutableRawPointer?] = Array(repeating: nil, count: 16)
-    /// When each ring entry was given back (cdfm_now_ns), same indexes.
-    private var givenAt: [UInt64] = Array(repeating: 0, count: 16)
+    private var ring: [Entry?] = Array(repeating: nil, count: 16)
     private var first = 0
     private var count = 0
     private static let keptAtMost = 1024
@@ -426,9 +430,9 @@ struct SegmentPool {
     mutating func take(at now: UInt64) -> UnsafeMutableRawPointer? {
         // `now` was read before the lock, so it may be older than a time
         // given back since: such a segment is recent, not cold.
-        if count > 0, let recycled = ring[first],
+        if count > 0, let oldest = ring[first],
             count > SegmentPool.rested
-                || (now > givenAt[first] && now &- givenAt[first] >= SegmentPool.coldAfter)
+                || (now > oldest.givenAt && now &- oldest.givenAt >= SegmentPool.coldAfter)
         {
             // A recycled segment's seq words hold indexes + 1 of segments
             // it served before; segment numbers only grow, so none of them
@@ -436,7 +440,7 @@ struct SegmentPool {
             ring[first] = nil
             first = (first &+ 1) & (ring.count &- 1)
             count &-= 1
-            return recycled
+            return oldest.segment
         }
         guard let fresh = aligned_alloc(128, SlotQueue.segmentBytes) else { return nil }
         // Fresh memory may hold anything, even another queue's indexes: zero
@@ -457,30 +461,22 @@ struct SegmentPool {
             return
         }
         if count == ring.count { grow() }
-        let index = (first &+ count) & (ring.count &- 1)
-        ring[index] = segment
-        givenAt[index] = now
+        ring[(first &+ count) & (ring.count &- 1)] = Entry(segment: segment, givenAt: now)
         count &+= 1
     }
 
     /// Doubles the ring, oldest first again.  Only while a burst is larger
     /// than any before it.
     private mutating func grow() {
-        var larger = [UnsafeMutableRawPointer?](repeating: nil, count: ring.count * 2)
-        var largerTimes = [UInt64](repeating: 0, count: ring.count * 2)
-        for index in 0..<count {
-            let old = (first &+ index) & (ring.count &- 1)
-            larger[index] = ring[old]
-            largerTimes[index] = givenAt[old]
-        }
+        var larger = [Entry?](repeating: nil, count: ring.count * 2)
+        for index in 0..<count { larger[index] = ring[(first &+ index) & (ring.count &- 1)] }
         ring = larger
-        givenAt = largerTimes
         first = 0
     }
 
     mutating func freeAll() {
         while count > 0 {
-            Glibc.free(ring[first])
+            Glibc.free(ring[first]?.segment)
             ring[first] = nil
             first = (first &+ 1) & (ring.count &- 1)
             count &-= 1
